@@ -1,0 +1,33 @@
+"""nox sessions: the test suite on each CPU backend, lint, and the benchmarks."""
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+BACKENDS = ["numpy", "array_api_strict", "torch"]
+
+
+def _install(session: nox.Session, extras: str) -> None:
+    session.install("torch==2.13.0")  # the CPU wheel; a looser pin pulls a CUDA build
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def tests(session: nox.Session, backend: str) -> None:
+    """The suite on one backend (array_api_strict covers both of its devices)."""
+    _install(session, "test")
+    ids = "array_api_strict,array_api_strict:device1" if backend == "array_api_strict" else backend
+    session.run("python", "-m", "pytest", *session.posargs, env={"DEEPNET_TEST_BACKENDS": ids})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """The pytest-benchmark suite (CPU-sized points)."""
+    _install(session, "test,bench")
+    session.run("python", "-m", "pytest", "benchmarks", "-m", "not large", *session.posargs)

@@ -1,0 +1,55 @@
+"""deepnet: fully connected deep networks written once against the Python Array API.
+
+>>> import deepnet as dn
+>>> net = dn.DeepNet([4, 8, 1], backend="numpy")
+>>> net.L
+2
+"""
+
+from deepnet import activations, initializers, layers, losses
+from deepnet.backend import (
+    BACKEND_NAMES,
+    available_backends,
+    get_backend,
+    set_backend,
+    to_numpy,
+    use_backend,
+)
+from deepnet.errors import (
+    BackendError,
+    CheckpointError,
+    DeepNetError,
+    DivergenceError,
+    InputError,
+    ShapeError,
+)
+from deepnet.gradcheck import gradient_check
+from deepnet.layers import dense_backward, dense_forward, linear_backward, linear_forward
+from deepnet.network import DeepNet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKEND_NAMES",
+    "BackendError",
+    "CheckpointError",
+    "DeepNet",
+    "DeepNetError",
+    "DivergenceError",
+    "InputError",
+    "ShapeError",
+    "activations",
+    "available_backends",
+    "dense_backward",
+    "dense_forward",
+    "get_backend",
+    "gradient_check",
+    "initializers",
+    "layers",
+    "linear_backward",
+    "linear_forward",
+    "losses",
+    "set_backend",
+    "to_numpy",
+    "use_backend",
+]

@@ -1,0 +1,415 @@
+"""Choosing the array library, device and dtype; moving arrays in and out.
+
+This is the one compat module: only here are ``array_api_compat``, NumPy-as-a-backend,
+CuPy and torch imported. A backend is one entry in :data:`_LOADERS`. Nothing is read
+from the environment at import time, and CuPy or torch are imported only when a
+backend that needs them is first used.
+
+Environment variables (read when a default backend is asked for):
+
+``DEEPNET_BACKEND``  ``numpy`` (default) | ``cupy`` | ``torch`` | ``array_api_strict``
+``DEEPNET_DEVICE``   e.g. ``cuda:1`` (torch), ``1`` (cupy), ``device1`` (array_api_strict)
+``DEEPNET_DTYPE``    ``float32`` (default) | ``float64``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from deepnet.errors import BackendError, InputError
+
+Array = Any  # any array of a standard-conforming library
+
+BACKEND_NAMES = ("numpy", "cupy", "torch", "array_api_strict")
+DTYPE_NAMES = ("float32", "float64")
+
+_INSTALL_HINT = {
+    "numpy": "pip install numpy",
+    "cupy": "pip install 'deepnet[cuda12]' (CUDA 12) or 'deepnet[cuda13]' (CUDA 13)",
+    "torch": "pip install 'deepnet[torch]'",
+    "array_api_strict": "pip install 'deepnet[strict]'",
+}
+
+
+@dataclass(eq=False)
+class Backend:
+    """An array library on one device.
+
+    Attributes
+    ----------
+    name : one of :data:`BACKEND_NAMES`.
+    xp : the library's Array API namespace (``array_api_compat`` wrapped where needed).
+    device : the device object arrays are created on.
+    lib : the native library (numpy, cupy, torch), used only by the ``out=`` hook;
+        ``None`` where no such hook exists (array_api_strict).
+    """
+
+    name: str
+    xp: ModuleType
+    device: Any
+    lib: ModuleType | None = None
+    _sync: Any = field(default=None, repr=False)
+
+    # -- identity -------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """``name`` or ``name:device`` for anything but the library's default device."""
+        dev = device_label(self.device)
+        return self.name if dev in ("cpu", "CPU_DEVICE") else f"{self.name}:{dev}"
+
+    def __repr__(self) -> str:
+        return f"Backend({self.label!r})"
+
+    # -- dtypes -----------------------------------------------------------------------
+    def dtype(self, name: str | None = None) -> Any:
+        """The library's floating dtype called ``name`` (default: ``DEEPNET_DTYPE``)."""
+        return getattr(self.xp, resolve_dtype_name(name))
+
+    # -- moving arrays in -------------------------------------------------------------
+    def owns(self, x: Array) -> bool:
+        """Whether ``x`` is an array of this library (on any device)."""
+        return _library_of(x) == self.name
+
+    def asarray(self, x: Any, dtype: Any = None, *, what: str = "array") -> Array:
+        """Put ``x`` on this backend's device, as ``dtype`` when given.
+
+        NumPy arrays, Python sequences and other libraries' arrays are moved explicitly
+        (through :func:`to_numpy` for the latter). An array of this library on another
+        device is refused: deepnet never copies between devices behind the user's back.
+        Strings, objects and complex numbers are refused; integers and booleans become
+        ``dtype`` on purpose.
+        """
+        xp = self.xp
+        if self.owns(x):
+            if not _same_device(x.device, self.device):
+                raise InputError(
+                    f"{what} is on device {device_label(x.device)!r} but the network is on "
+                    f"{self.label!r}; move it first (x.to_device(...), or dn.to_numpy(x)) "
+                    f"or move the network with net.to({self.name!r}, device=...)"
+                )
+            _check_dtype_kind(_dtype_kind(xp, x.dtype), x.dtype, what)
+            if dtype is not None and x.dtype != dtype:
+                x = xp.astype(x, dtype)
+            return x
+        host = x if isinstance(x, np.ndarray) else host_array(x, what)
+        _check_dtype_kind(host.dtype.kind, host.dtype, what)
+        if dtype is not None:
+            host = host.astype(_numpy_dtype(dtype), copy=False)
+        return xp.asarray(host, device=self.device, copy=True)
+
+    # -- device work -------------------------------------------------------------------
+    def synchronize(self) -> None:
+        """Wait until the device has finished all queued work (no-op on the CPU)."""
+        if self._sync is not None:
+            self._sync()
+
+    @property
+    def supports_out(self) -> bool:
+        """Whether the ``out=`` hook can write into existing buffers on this backend."""
+        return self.lib is not None
+
+
+# ---------------------------------------------------------------------------------------
+# loaders: one per library
+
+
+def _import(module: str, backend: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendError(
+            f"backend {backend!r} needs the library {module!r}, which is not installed "
+            f"here ({exc}); install it with: {_INSTALL_HINT[backend]}"
+        ) from exc
+
+
+def _load_numpy(device: str | None) -> Backend:
+    if device not in (None, "", "cpu"):
+        raise BackendError(f"backend 'numpy' runs on the CPU only; got device {device!r}")
+    from array_api_compat import numpy as xp
+
+    return Backend("numpy", xp, "cpu", np)
+
+
+def _load_torch(device: str | None) -> Backend:
+    torch = _import("torch", "torch")
+    from array_api_compat import torch as xp
+
+    try:
+        dev = torch.device(device or "cpu")
+    except (RuntimeError, TypeError) as exc:
+        raise BackendError(
+            f"DEEPNET_DEVICE={device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'"
+        ) from exc
+    sync = None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BackendError(
+                f"torch device {device!r} asked for, but torch sees no CUDA device here "
+                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
+                "use device 'cpu' or a machine with an NVIDIA GPU"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BackendError(
+                f"torch device {device!r} asked for, but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist here"
+            )
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        sync = lambda: torch.cuda.synchronize(dev)  # noqa: E731
+    elif dev.type != "cpu":
+        raise BackendError(f"torch device {device!r}: deepnet supports 'cpu' and 'cuda[:N]'")
+    return Backend("torch", xp, dev, torch, sync)
+
+
+def _load_cupy(device: str | None) -> Backend:
+    cupy = _import("cupy", "cupy")
+    from array_api_compat import cupy as xp
+
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError when no driver is present
+        raise BackendError(
+            "backend 'cupy' needs a CUDA device, and none is usable here "
+            f"({type(exc).__name__}: {exc}); use 'numpy' or 'torch' on this machine"
+        ) from exc
+    if count == 0:
+        raise BackendError("backend 'cupy' needs a CUDA device, and this machine has none")
+    text = (device or "0").removeprefix("cuda:")
+    if not text.isdigit() or int(text) >= count:
+        raise BackendError(
+            f"cupy device {device!r}: expected an index 0..{count - 1} (e.g. DEEPNET_DEVICE=1)"
+        )
+    dev = cupy.cuda.Device(int(text))
+    return Backend("cupy", xp, dev, cupy, dev.synchronize)
+
+
+def _load_strict(device: str | None) -> Backend:
+    xp = _import("array_api_strict", "array_api_strict")
+    name = device or "CPU_DEVICE"
+    try:
+        dev = xp.Device(name)
+    except ValueError as exc:
+        raise BackendError(
+            f"array_api_strict device {device!r}: expected 'CPU_DEVICE', 'device1' or 'device2'"
+        ) from exc
+    return Backend("array_api_strict", xp, dev, None)
+
+
+_LOADERS = {
+    "numpy": _load_numpy,
+    "cupy": _load_cupy,
+    "torch": _load_torch,
+    "array_api_strict": _load_strict,
+}
+
+# ---------------------------------------------------------------------------------------
+# the default backend: environment variables, set_backend and use_backend
+
+_cache: dict[tuple[str, str | None], Backend] = {}
+_lock = threading.Lock()
+_override: list[tuple[str, str | None]] = []
+
+
+def get_backend(name: str | None = None, device: str | None = None) -> Backend:
+    """The backend called ``name`` on ``device``.
+
+    With no ``name``, the default: the innermost :func:`use_backend` or the last
+    :func:`set_backend`, else ``DEEPNET_BACKEND`` and ``DEEPNET_DEVICE``.
+    """
+    if isinstance(name, Backend):
+        return name
+    if name is None:
+        if _override:
+            name, dev_default = _override[-1]
+        else:
+            name = os.environ.get("DEEPNET_BACKEND", "") or "numpy"
+            dev_default = os.environ.get("DEEPNET_DEVICE") or None
+            if not isinstance(name, str) or name.strip().lower() not in _LOADERS:
+                raise BackendError(
+                    f"DEEPNET_BACKEND={name!r} is not a backend; valid names: "
+                    f"{', '.join(BACKEND_NAMES)}"
+                )
+        device = device if device is not None else dev_default
+    key = _normalize_name(name), (None if device is None else str(device))
+    with _lock:
+        if key not in _cache:
+            _cache[key] = _LOADERS[key[0]](key[1])
+        return _cache[key]
+
+
+def _normalize_name(name: Any) -> str:
+    if not isinstance(name, str) or name.strip().lower() not in _LOADERS:
+        raise BackendError(
+            f"unknown backend {name!r}; valid names: {', '.join(BACKEND_NAMES)}"
+        )
+    return name.strip().lower()
+
+
+def set_backend(name: str, device: str | None = None) -> Backend:
+    """Make ``name`` (on ``device``) the backend new networks are built on.
+
+    Overrides ``DEEPNET_BACKEND``/``DEEPNET_DEVICE`` for this process; returns the backend
+    (loaded now, so a missing library is reported here).
+    """
+    backend = get_backend(name, device)
+    with _lock:
+        _override[:] = [(backend.name, None if device is None else str(device))]
+    return backend
+
+
+@contextlib.contextmanager
+def use_backend(name: str, device: str | None = None) -> Iterator[Backend]:
+    """Within the block, new networks are built on ``name`` (on ``device``)."""
+    backend = get_backend(name, device)
+    with _lock:
+        _override.append((backend.name, None if device is None else str(device)))
+    try:
+        yield backend
+    finally:
+        with _lock:
+            _override.pop()
+
+
+def resolve_dtype_name(name: Any = None) -> str:
+    """``name``, or ``DEEPNET_DTYPE`` (default ``float32``), checked."""
+    source = "dtype"
+    if name is None:
+        name, source = os.environ.get("DEEPNET_DTYPE", "") or "float32", "DEEPNET_DTYPE"
+    if not isinstance(name, str):
+        name = getattr(name, "name", None) or str(name).removeprefix("torch.")
+    if name not in DTYPE_NAMES:
+        raise InputError(
+            f"{source}={name!r} is not supported; valid dtypes: {', '.join(DTYPE_NAMES)}"
+        )
+    return name
+
+
+# ---------------------------------------------------------------------------------------
+# namespaces, host RNG and the one door back to the host
+
+_NAMESPACE_BY_TYPE: dict[type, ModuleType] = {}
+
+
+def array_namespace(*arrays: Array) -> ModuleType:
+    """The Array API namespace shared by ``arrays`` (cached per array type)."""
+    first = type(arrays[0])
+    xp = _NAMESPACE_BY_TYPE.get(first)
+    if xp is None:
+        import array_api_compat
+
+        xp = array_api_compat.array_namespace(arrays[0])
+        _NAMESPACE_BY_TYPE[first] = xp
+    for other in arrays[1:]:
+        if type(other) is not first and not isinstance(other, (int, float)):
+            import array_api_compat
+
+            return array_api_compat.array_namespace(*arrays)
+    return xp
+
+
+def host_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """The host ``numpy.random.Generator`` that weights, masks and shuffles come from."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise InputError(f"seed must be an int, a numpy Generator or None; got {seed!r}")
+    if seed is not None and seed < 0:
+        raise InputError(f"seed must be >= 0; got {seed}")
+    return np.random.default_rng(seed)
+
+
+def _library_of(x: Any) -> str | None:
+    module = type(x).__module__.split(".")[0]
+    return {
+        "numpy": "numpy",
+        "cupy": "cupy",
+        "torch": "torch",
+        "array_api_strict": "array_api_strict",
+    }.get(module)
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """Copy any backend's array to a NumPy array on the host (the one explicit door)."""
+    lib = _library_of(x)
+    if lib == "numpy" or lib is None:
+        return np.asarray(x)
+    if lib == "cupy":
+        return x.get()
+    if lib == "torch":
+        return x.detach().cpu().numpy()
+    import array_api_strict
+
+    return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
+
+
+def host_array(x: Any, what: str = "array") -> np.ndarray:
+    """``x`` (an array of any library, or a nested sequence) as a host NumPy array."""
+    if _library_of(x) is not None:
+        return to_numpy(x)
+    try:
+        host = np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise InputError(
+            f"{what} must be an array (n rows, m columns); got {type(x).__name__} "
+            f"that does not convert ({exc})"
+        ) from exc
+    return host
+
+
+def _dtype_kind(xp: ModuleType, dtype: Any) -> str:
+    if xp.isdtype(dtype, "bool"):
+        return "b"
+    if xp.isdtype(dtype, "integral"):
+        return "i"
+    if xp.isdtype(dtype, "real floating"):
+        return "f"
+    return "c"
+
+
+def _check_dtype_kind(kind: str, dtype: Any, what: str) -> None:
+    if kind not in "biuf":
+        raise InputError(
+            f"{what} must hold real numbers (float, int or bool); got dtype {dtype}"
+            + (" (complex numbers are not supported)" if kind == "c" else "")
+        )
+
+
+def _numpy_dtype(dtype: Any) -> np.dtype:
+    name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
+    return np.dtype(name)
+
+
+def device_label(device: Any) -> str:
+    """A short printable name of a device (``cpu``, ``cuda:0``, ``device1``, ``0``)."""
+    if hasattr(device, "id") and type(device).__module__.startswith("cupy"):
+        return str(device.id)
+    text = str(device)
+    if text.startswith("array_api_strict.Device("):
+        return text[len("array_api_strict.Device(") : -1].strip("'\"")
+    return text
+
+
+def _same_device(a: Any, b: Any) -> bool:
+    return device_label(a) == device_label(b) or a == b
+
+
+def available_backends() -> dict[str, str]:
+    """Each backend name: ``"ok"`` where it loads here, else the reason it does not."""
+    out = {}
+    for name in BACKEND_NAMES:
+        try:
+            get_backend(name)
+            out[name] = "ok"
+        except BackendError as exc:
+            out[name] = str(exc)
+    return out

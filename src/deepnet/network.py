@@ -1,0 +1,315 @@
+"""``DeepNet``: an L-layer perceptron in the notation of the notes.
+
+Column layout: ``X = A[0]`` is ``(n0, m)``, one example per column. ``W[l]`` is
+``(n[l], n[l-1])`` and ``b[l]`` is ``(n[l], 1)``. The network captures its backend,
+device and dtype when it is made; every input is checked and moved onto that device
+before any work starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from deepnet import activations, checks, initializers, layers, losses
+from deepnet.backend import (
+    Array,
+    Backend,
+    get_backend,
+    host_rng,
+    resolve_dtype_name,
+    to_numpy,
+)
+from deepnet.errors import InputError, ShapeError
+
+Caches = list  # one (dense_cache, D) per layer; D is the dropout mask or None
+
+
+class DeepNet:
+    """A fully connected network ``[n0, n1, ..., nL]``.
+
+    Parameters
+    ----------
+    layer_dims : sizes ``[n0, n1, ..., nL]``; ``L = len(layer_dims) - 1`` layers.
+    hidden : activation of the hidden layers, or a list of ``L - 1`` of them.
+    output : ``"sigmoid"`` (BCE), ``"softmax"`` (CE) or ``"linear"`` (MSE).
+    init : ``"he"``, ``"xavier"`` or ``"scaled"``.
+    l2 : λ ≥ 0; adds ``(λ/(2m)) Σ ||W[l]||²`` to the cost.
+    keep_prob : inverted-dropout keep probability of the hidden layers, in (0, 1].
+    dtype : ``"float32"`` or ``"float64"``; ``None`` reads ``DEEPNET_DTYPE``.
+    seed : seed of the host RNG that the weights and dropout masks come from.
+    backend, device : the array library and device; ``None`` takes the default
+        (``deepnet.use_backend`` / ``set_backend``, else ``DEEPNET_BACKEND``).
+
+    Examples
+    --------
+    >>> import deepnet as dn
+    >>> net = dn.DeepNet([2, 4, 1], seed=0, backend="numpy")
+    >>> [tuple(net.params[k].shape) for k in ("W1", "b1", "W2", "b2")]
+    [(4, 2), (4, 1), (1, 4), (1, 1)]
+    """
+
+    def __init__(
+        self,
+        layer_dims: Sequence[int],
+        hidden: str | Sequence[str] = "relu",
+        output: str = "sigmoid",
+        init: str = "he",
+        l2: float = 0.0,
+        keep_prob: float = 1.0,
+        dtype: str | None = None,
+        seed: int | None = 0,
+        *,
+        backend: str | Backend | None = None,
+        device: str | None = None,
+    ) -> None:
+        dims = checks.layer_dims(layer_dims)
+        L = len(dims) - 1
+        if isinstance(hidden, str) or isinstance(hidden, activations.Activation):
+            hidden = [hidden] * (L - 1)
+        elif isinstance(hidden, Sequence):
+            hidden = list(hidden)
+            if len(hidden) != L - 1:
+                raise InputError(
+                    f"hidden must be one activation or a list of L - 1 = {L - 1} "
+                    f"(one per hidden layer); got {len(hidden)}: {hidden!r}"
+                )
+        else:
+            raise InputError(f"hidden must be an activation name or a list; got {hidden!r}")
+        self.hidden = [activations.get(h, allowed=activations.HIDDEN).name for h in hidden]
+        self.output = activations.get(output, allowed=activations.OUTPUT).name
+        initializers.get(init)
+        self.init = init
+        self.l2 = checks.real_number(l2, "l2", low=0.0)
+        self.keep_prob = checks.real_number(
+            keep_prob, "keep_prob", low=0.0, high=1.0, low_open=True
+        )
+        self.dtype_name = resolve_dtype_name(dtype)
+        self.seed = seed
+        rng = host_rng(seed)
+        self.backend = get_backend(backend, device)
+        self.layer_dims = dims
+        self.loss = losses.for_output(self.output)
+        self.history = None
+        self._rng = rng
+        self._params = initializers.initialize_parameters(
+            dims, init, rng, self.backend, self.dtype
+        )
+
+    # -- description ----------------------------------------------------------------
+    @property
+    def L(self) -> int:
+        """The number of layers, the input not counted."""
+        return len(self.layer_dims) - 1
+
+    @property
+    def dtype(self) -> Any:
+        """The backend's dtype object of the parameters."""
+        return self.backend.dtype(self.dtype_name)
+
+    @property
+    def xp(self) -> Any:
+        """The Array API namespace of the network's backend."""
+        return self.backend.xp
+
+    @property
+    def activations(self) -> list[str]:
+        """``g[1], ..., g[L]``."""
+        return [*self.hidden, self.output]
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (what a checkpoint records)."""
+        return {
+            "layer_dims": list(self.layer_dims),
+            "hidden": list(self.hidden),
+            "output": self.output,
+            "init": self.init,
+            "l2": self.l2,
+            "keep_prob": self.keep_prob,
+            "dtype": self.dtype_name,
+            "seed": self.seed,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"DeepNet({list(self.layer_dims)}, hidden={self.hidden}, output={self.output!r}, "
+            f"dtype={self.dtype_name!r}, backend={self.backend.label!r})"
+        )
+
+    # -- parameters -------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, Array]:
+        """``{"W1": ..., "b1": ..., ...}``: the live arrays on the network's device."""
+        return dict(self._params)
+
+    def param_shapes(self) -> dict[str, tuple[int, int]]:
+        """The notes' shapes: ``W[l] (n[l], n[l-1])``, ``b[l] (n[l], 1)``."""
+        dims = self.layer_dims
+        shapes = {}
+        for l in range(1, self.L + 1):
+            shapes[f"W{l}"] = (dims[l], dims[l - 1])
+            shapes[f"b{l}"] = (dims[l], 1)
+        return shapes
+
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        """Replace every parameter; arrays of any library, checked before any is changed."""
+        if not isinstance(params, Mapping):
+            raise InputError(f"params must be a dict of arrays; got {type(params).__name__}")
+        expected = self.param_shapes()
+        missing = [k for k in expected if k not in params]
+        extra = [k for k in params if k not in expected]
+        if missing or extra:
+            raise InputError(
+                f"params must have exactly the keys {list(expected)}; "
+                f"missing {missing}, unexpected {extra}"
+            )
+        new = {}
+        for key, shape in expected.items():
+            got = checks._shape_of(params[key], key)
+            if got != shape:
+                raise ShapeError(f"{key} must have shape {shape}; got {got}")
+            value = self.backend.asarray(params[key], self.dtype, what=key)
+            checks.all_finite(value, key)
+            if value is params[key]:
+                value = self.xp.asarray(value, copy=True)
+            new[key] = value
+        self._params = new
+
+    def to(self, backend: str | Backend, device: str | None = None) -> DeepNet:
+        """This network (parameters, configuration, history) on another backend or device.
+
+        The parameters travel through the host (``to_numpy``): an explicit move.
+        """
+        target = get_backend(backend, device)
+        twin = DeepNet(
+            self.layer_dims, hidden=self.hidden, output=self.output, init=self.init,
+            l2=self.l2, keep_prob=self.keep_prob, dtype=self.dtype_name, seed=self.seed,
+            backend=target,
+        )
+        twin.set_params({k: to_numpy(v) for k, v in self._params.items()})
+        twin.history = self.history
+        return twin
+
+    # -- forward --------------------------------------------------------------------
+    def forward(self, X: Any, *, training: bool = False) -> tuple[Array, Caches]:
+        """``A[L]`` and the caches, one per layer, for ``X`` of shape ``(n0, m)``.
+
+        ``training=True`` applies inverted dropout to the hidden layers.
+        """
+        X = self._check_X(X)
+        return self._forward(X, training=training)
+
+    def _forward(self, X: Array, *, training: bool = False) -> tuple[Array, Caches]:
+        p = self._params
+        dropout = training and self.keep_prob < 1.0
+        A = X
+        caches = []
+        for l, g in enumerate(self.activations, start=1):
+            A, cache = layers.dense_forward(A, p[f"W{l}"], p[f"b{l}"], g)
+            D = None
+            if dropout and l < self.L:
+                D = self._dropout_mask(A.shape)
+                A = A * D
+            caches.append((cache, D))
+        return A, caches
+
+    def _dropout_mask(self, shape: tuple[int, ...]) -> Array:
+        """``1[u < keep_prob] / keep_prob`` with ``u`` from the host RNG.
+
+        Drawn on the host (not by the backend's generator) so that one seed trains the
+        same network on every backend; the price is one explicit host-to-device copy per
+        hidden layer and step, paid only when ``keep_prob < 1``.
+        """
+        keep = self._rng.random(shape) < self.keep_prob
+        return self.backend.asarray(keep / self.keep_prob, self.dtype, what="dropout mask")
+
+    # -- cost and backward --------------------------------------------------------------
+    def cost(self, AL: Any, Y: Any, caches: Caches | None = None) -> float:
+        """The cost (with the L2 term) as a Python float.
+
+        From the output logits ``Z[L]`` (stable) when ``caches`` are given, else from ``AL``.
+        """
+        AL = self._check_AL(AL)
+        Y = self._check_Y(Y, AL.shape[1])
+        return float(self._cost(AL, Y, caches))
+
+    def _cost(self, AL: Array, Y: Array, caches: Caches | None) -> Array:
+        """The cost as a 0-d array on the device (no read back)."""
+        if caches is not None:
+            ZL = caches[-1][0][1]
+            J = self.loss.from_logits(ZL, Y)
+        else:
+            J = self.loss.from_output(AL, Y)
+        if self.l2 > 0.0:
+            xp = self.xp
+            m = AL.shape[1]
+            squares = sum(xp.sum(self._params[f"W{l}"] ** 2) for l in range(1, self.L + 1))
+            J = J + (self.l2 / (2 * m)) * squares
+        return J
+
+    def backward(self, AL: Any, Y: Any, caches: Caches) -> dict[str, Array]:
+        """``{"dW1": ..., "db1": ..., ...}`` by the notes' recursion from ``l = L`` down."""
+        AL = self._check_AL(AL)
+        Y = self._check_Y(Y, AL.shape[1])
+        if not isinstance(caches, list) or len(caches) != self.L:
+            raise InputError(
+                f"caches must be the list of L = {self.L} caches that forward returned; "
+                f"got {type(caches).__name__}"
+                + (f" of length {len(caches)}" if isinstance(caches, list) else "")
+            )
+        return self._backward(AL, Y, caches)
+
+    def _backward(self, AL: Array, Y: Array, caches: Caches) -> dict[str, Array]:
+        grads = {}
+        m = AL.shape[1]
+        dZ = losses.output_dZ(AL, Y)
+        linear_cache = caches[-1][0][0]
+        dA, dW, db = layers.linear_backward(dZ, linear_cache)
+        grads[f"dW{self.L}"], grads[f"db{self.L}"] = dW, db
+        for l in range(self.L - 1, 0, -1):
+            cache, D = caches[l - 1]
+            if D is not None:
+                dA = dA * D
+            dA, dW, db = layers.dense_backward(dA, cache, self.hidden[l - 1])
+            grads[f"dW{l}"], grads[f"db{l}"] = dW, db
+        if self.l2 > 0.0:
+            for l in range(1, self.L + 1):
+                grads[f"dW{l}"] = grads[f"dW{l}"] + (self.l2 / m) * self._params[f"W{l}"]
+        return {k: grads[k] for k in sorted(grads, key=_grad_order)}
+
+    # -- prediction -----------------------------------------------------------------
+    def predict_proba(self, X: Any) -> Array:
+        """``A[L]`` for ``X`` (no dropout)."""
+        AL, _ = self.forward(X)
+        return AL
+
+    def predict(self, X: Any) -> Array:
+        """sigmoid: 0/1 labels ``(nL, m)``; softmax: class indices ``(m,)``; linear: ``A[L]``."""
+        AL = self.predict_proba(X)
+        xp = self.xp
+        if self.output == "sigmoid":
+            return xp.astype(AL > 0.5, xp.int64)
+        if self.output == "softmax":
+            return xp.argmax(AL, axis=0)
+        return AL
+
+    # -- checks ---------------------------------------------------------------------
+    def _check_X(self, X: Any, what: str = "X") -> Array:
+        return checks.features(self.backend, X, self.layer_dims[0], self.dtype, what)
+
+    def _check_Y(self, Y: Any, m: int, what: str = "Y") -> Array:
+        return checks.labels(
+            self.backend, Y, output=self.output, nL=self.layer_dims[-1], m=m,
+            dtype=self.dtype, what=what,
+        )
+
+    def _check_AL(self, AL: Any) -> Array:
+        nL = self.layer_dims[-1]
+        shape = checks._shape_of(AL, "AL")
+        if len(shape) != 2 or shape[0] != nL:
+            raise ShapeError(f"AL must have shape (nL, m) = ({nL}, m); got {shape}")
+        return self.backend.asarray(AL, self.dtype, what="AL")
+
+
+def _grad_order(key: str) -> tuple[int, str]:
+    return int(key[2:]), key[:2]

@@ -1,0 +1,257 @@
+"""Update rules, sorted by complexity: GD, Momentum, RMSprop, Adam; and learning-rate decay.
+
+Each optimizer updates the parameter arrays **in place** (``W -= ...``, standard in-place
+operators) and keeps its per-parameter state (``v``, ``s``) on the parameters' device::
+
+    gd        W -= α dW
+    momentum  v = β v + (1-β) dW;            W -= α v
+    rmsprop   s = β2 s + (1-β2) dW²;          W -= α dW / (sqrt(s) + ε)
+    adam      v = β1 v + (1-β1) dW;  s = β2 s + (1-β2) dW²;
+              v̂ = v / (1-β1^t);  ŝ = s / (1-β2^t);   W -= α v̂ / (sqrt(ŝ) + ε)
+
+``α`` is ``learning_rate`` decayed by the optimizer's ``schedule`` once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from deepnet.backend import Array, array_namespace
+from deepnet.checks import positive_int, real_number
+from deepnet.errors import InputError
+
+# -- learning-rate schedules ------------------------------------------------------------
+
+
+class Schedule:
+    """``α(epoch)`` from ``α0``; epochs count from 0."""
+
+    def __call__(self, alpha0: float, epoch: int) -> float:
+        raise NotImplementedError
+
+
+class Constant(Schedule):
+    """``α = α0``."""
+
+    def __call__(self, alpha0: float, epoch: int) -> float:
+        return alpha0
+
+    def __repr__(self) -> str:
+        return "Constant()"
+
+
+class InverseTime(Schedule):
+    """``α = α0 / (1 + decay · epoch)``."""
+
+    def __init__(self, decay: float = 1.0) -> None:
+        self.decay = real_number(decay, "decay", low=0.0)
+
+    def __call__(self, alpha0: float, epoch: int) -> float:
+        return alpha0 / (1.0 + self.decay * epoch)
+
+    def __repr__(self) -> str:
+        return f"InverseTime(decay={self.decay})"
+
+
+class Exponential(Schedule):
+    """``α = α0 · rate^epoch``."""
+
+    def __init__(self, rate: float = 0.95) -> None:
+        self.rate = real_number(rate, "rate", low=0.0, high=1.0, low_open=True)
+
+    def __call__(self, alpha0: float, epoch: int) -> float:
+        return alpha0 * self.rate**epoch
+
+    def __repr__(self) -> str:
+        return f"Exponential(rate={self.rate})"
+
+
+class Step(Schedule):
+    """``α = α0 · drop^⌊epoch / every⌋``."""
+
+    def __init__(self, drop: float = 0.5, every: int = 10) -> None:
+        self.drop = real_number(drop, "drop", low=0.0, high=1.0, low_open=True)
+        self.every = positive_int(every, "every")
+
+    def __call__(self, alpha0: float, epoch: int) -> float:
+        return alpha0 * self.drop ** (epoch // self.every)
+
+    def __repr__(self) -> str:
+        return f"Step(drop={self.drop}, every={self.every})"
+
+
+SCHEDULES = {"constant": Constant, "inverse_time": InverseTime, "exponential": Exponential,
+             "step": Step}
+
+
+def get_schedule(schedule: str | Schedule | None) -> Schedule:
+    """A schedule from its name, an instance, or ``None`` (constant)."""
+    if schedule is None:
+        return Constant()
+    if isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, str) and schedule in SCHEDULES:
+        return SCHEDULES[schedule]()
+    raise InputError(
+        f"unknown learning-rate schedule {schedule!r}; expected one of "
+        f"{', '.join(SCHEDULES)} or a deepnet.optimizers.Schedule"
+    )
+
+
+# -- optimizers -------------------------------------------------------------------------
+
+
+class Optimizer:
+    """Base: holds ``learning_rate`` (α0), the schedule and the current α."""
+
+    name = "optimizer"
+
+    def __init__(self, learning_rate: float = 0.01, schedule: str | Schedule | None = None):
+        self.learning_rate = real_number(
+            learning_rate, "learning_rate", low=0.0, low_open=True
+        )
+        self.schedule = get_schedule(schedule)
+        self.alpha = self.learning_rate
+        self.t = 0  # number of updates made
+        self.state: dict[str, dict[str, Array]] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set α for ``epoch`` (0-based) from the schedule."""
+        self.alpha = self.schedule(self.learning_rate, epoch)
+
+    def step(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> None:
+        """Update every ``params[k]`` in place from ``grads["d" + k]``."""
+        self.t += 1
+        for key, W in params.items():
+            self._update(key, W, grads["d" + key])
+
+    def _update(self, key: str, W: Array, dW: Array) -> None:
+        raise NotImplementedError
+
+    def _zeros(self, key: str, name: str, like: Array) -> Array:
+        slot = self.state.setdefault(key, {})
+        if name not in slot:
+            xp = array_namespace(like)
+            slot[name] = xp.zeros(like.shape, dtype=like.dtype, device=like.device)
+        return slot[name]
+
+    def reset(self) -> None:
+        """Forget the state (moments and step count)."""
+        self.t = 0
+        self.state = {}
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args}, schedule={self.schedule!r})"
+
+
+class GD(Optimizer):
+    """Plain gradient descent: ``W -= α dW``."""
+
+    name = "gd"
+
+    def _update(self, key: str, W: Array, dW: Array) -> None:
+        W -= self.alpha * dW
+
+
+class Momentum(Optimizer):
+    """``v = β v + (1-β) dW; W -= α v``."""
+
+    name = "momentum"
+
+    def __init__(self, learning_rate: float = 0.01, beta: float = 0.9, schedule=None):
+        super().__init__(learning_rate, schedule)
+        self.beta = real_number(beta, "beta", low=0.0, high=1.0, high_open=True)
+
+    def _update(self, key: str, W: Array, dW: Array) -> None:
+        v = self._zeros(key, "v", W)
+        v *= self.beta
+        v += (1.0 - self.beta) * dW
+        W -= self.alpha * v
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "beta": self.beta}
+
+
+class RMSprop(Optimizer):
+    """``s = β2 s + (1-β2) dW²; W -= α dW / (sqrt(s) + ε)``."""
+
+    name = "rmsprop"
+
+    def __init__(
+        self, learning_rate: float = 0.001, beta2: float = 0.999, epsilon: float = 1e-8,
+        schedule=None,
+    ):
+        super().__init__(learning_rate, schedule)
+        self.beta2 = real_number(beta2, "beta2", low=0.0, high=1.0, high_open=True)
+        self.epsilon = real_number(epsilon, "epsilon", low=0.0, low_open=True)
+
+    def _update(self, key: str, W: Array, dW: Array) -> None:
+        xp = array_namespace(W)
+        s = self._zeros(key, "s", W)
+        s *= self.beta2
+        s += (1.0 - self.beta2) * (dW * dW)
+        W -= self.alpha * dW / (xp.sqrt(s) + self.epsilon)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "beta2": self.beta2,
+                "epsilon": self.epsilon}
+
+
+class Adam(Optimizer):
+    """Adam with bias correction; ``ε`` added to ``sqrt(ŝ)``, as ``torch.optim.Adam`` does."""
+
+    name = "adam"
+
+    def __init__(
+        self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+        epsilon: float = 1e-8, schedule=None,
+    ):
+        super().__init__(learning_rate, schedule)
+        self.beta1 = real_number(beta1, "beta1", low=0.0, high=1.0, high_open=True)
+        self.beta2 = real_number(beta2, "beta2", low=0.0, high=1.0, high_open=True)
+        self.epsilon = real_number(epsilon, "epsilon", low=0.0, low_open=True)
+
+    def _update(self, key: str, W: Array, dW: Array) -> None:
+        xp = array_namespace(W)
+        v = self._zeros(key, "v", W)
+        s = self._zeros(key, "s", W)
+        v *= self.beta1
+        v += (1.0 - self.beta1) * dW
+        s *= self.beta2
+        s += (1.0 - self.beta2) * (dW * dW)
+        correction1 = 1.0 - self.beta1**self.t
+        root_correction2 = math.sqrt(1.0 - self.beta2**self.t)
+        W -= (self.alpha / correction1) * v / (xp.sqrt(s) / root_correction2 + self.epsilon)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "beta1": self.beta1,
+                "beta2": self.beta2, "epsilon": self.epsilon}
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "gd": GD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam,
+}
+
+
+def get(optimizer: str | Optimizer, learning_rate: float | None = None) -> Optimizer:
+    """An optimizer from its name (with ``learning_rate`` when given) or an instance."""
+    if isinstance(optimizer, Optimizer):
+        if learning_rate is not None:
+            optimizer.learning_rate = real_number(
+                learning_rate, "learning_rate", low=0.0, low_open=True
+            )
+            optimizer.alpha = optimizer.learning_rate
+        return optimizer
+    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+        raise InputError(
+            f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)} "
+            "or a deepnet.optimizers.Optimizer"
+        )
+    cls = OPTIMIZERS[optimizer.lower()]
+    return cls() if learning_rate is None else cls(learning_rate=learning_rate)

@@ -1,0 +1,94 @@
+"""Backends for the tests: one fixture, restricted by ``DEEPNET_TEST_BACKENDS``.
+
+``DEEPNET_TEST_BACKENDS=numpy,torch pytest`` runs only those; the default is every
+backend below. A backend that cannot run here (no library, no GPU) is skipped with its
+reason, never silently passed. Inputs and references are built on the host with
+``numpy.random.default_rng`` and moved in; results come back through ``dn.to_numpy``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import deepnet as dn
+from deepnet.backend import device_label
+
+# backend id -> (name, device)
+ALL_BACKENDS = {
+    "numpy": ("numpy", None),
+    "array_api_strict": ("array_api_strict", None),
+    "array_api_strict:device1": ("array_api_strict", "device1"),
+    "torch": ("torch", None),
+    "torch:cuda": ("torch", "cuda"),
+    "cupy": ("cupy", None),
+}
+
+settings.register_profile(
+    "default", deadline=None, max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "thorough", deadline=None, max_examples=300,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def selected_backends() -> list[str]:
+    """The backend ids ``DEEPNET_TEST_BACKENDS`` asks for (default: all of them)."""
+    wanted = os.environ.get("DEEPNET_TEST_BACKENDS", "").strip()
+    if not wanted:
+        return list(ALL_BACKENDS)
+    ids = [w.strip() for w in wanted.split(",") if w.strip()]
+    unknown = [i for i in ids if i not in ALL_BACKENDS]
+    if unknown:
+        raise pytest.UsageError(
+            f"DEEPNET_TEST_BACKENDS names unknown backends {unknown}; "
+            f"valid: {', '.join(ALL_BACKENDS)}"
+        )
+    return ids
+
+
+def load_backend(backend_id: str) -> dn.backend.Backend:
+    """The backend for ``backend_id``, or a pytest skip saying why it cannot run here."""
+    name, device = ALL_BACKENDS[backend_id]
+    try:
+        return dn.get_backend(name, device)
+    except dn.BackendError as exc:
+        pytest.skip(f"{backend_id} unavailable here: {exc}")
+
+
+@pytest.fixture(params=selected_backends())
+def backend(request) -> dn.backend.Backend:
+    """Each selected backend in turn (skipped with a reason where it cannot run)."""
+    return load_backend(request.param)
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+def tolerance(dtype_name: str) -> float:
+    """About ``4 * sqrt(eps)`` of the dtype, for values of order one."""
+    return 4 * float(np.sqrt(np.finfo(dtype_name).eps))
+
+
+def assert_on_backend(x, backend, shape=None, dtype_name=None) -> np.ndarray:
+    """Check namespace, device, shape and dtype of ``x``; return it on the host."""
+    assert backend.owns(x), f"expected an array of {backend.name}, got {type(x)}"
+    assert device_label(x.device) == device_label(backend.device), (x.device, backend.device)
+    if shape is not None:
+        assert tuple(x.shape) == tuple(shape), (tuple(x.shape), tuple(shape))
+    if dtype_name is not None:
+        assert x.dtype == backend.dtype(dtype_name), (x.dtype, dtype_name)
+    return dn.to_numpy(x)
