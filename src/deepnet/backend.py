@@ -117,6 +117,17 @@ class Backend:
         """Whether the ``out=`` hook can write into existing buffers on this backend."""
         return self.lib is not None
 
+    def quiet_float_errors(self) -> contextlib.AbstractContextManager:
+        """A context in which overflow, invalid and divide-by-zero do not warn.
+
+        NumPy (and array_api_strict, which computes with NumPy) warn on overflow; ``fit``
+        detects non-finite values itself, once per epoch, and raises ``DivergenceError``.
+        The other libraries never warn, so for them this is a no-op.
+        """
+        if self.name in ("numpy", "array_api_strict"):
+            return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+        return contextlib.nullcontext()
+
 
 # ---------------------------------------------------------------------------------------
 # loaders: one per library
@@ -286,7 +297,14 @@ def resolve_dtype_name(name: Any = None) -> str:
     if name is None:
         name, source = os.environ.get("DEEPNET_DTYPE", "") or "float32", "DEEPNET_DTYPE"
     if not isinstance(name, str):
-        name = getattr(name, "name", None) or str(name).removeprefix("torch.")
+        # a dtype object: np.dtype has .name, np.float64 has __name__, torch.float64 and
+        # array_api_strict.float64 print as "<library>.float64"
+        text = getattr(name, "name", None)
+        if not isinstance(text, str):
+            text = getattr(name, "__name__", None)
+        if not isinstance(text, str):
+            text = str(name)
+        name = text.rsplit(".", 1)[-1]
     if name not in DTYPE_NAMES:
         raise InputError(
             f"{source}={name!r} is not supported; valid dtypes: {', '.join(DTYPE_NAMES)}"
@@ -315,6 +333,43 @@ def array_namespace(*arrays: Array) -> ModuleType:
 
             return array_api_compat.array_namespace(*arrays)
     return xp
+
+
+# ---------------------------------------------------------------------------------------
+# the out= hook: buffer reuse where the library offers it
+
+_OUT_LIBRARY = {"numpy": "numpy", "cupy": "cupy", "torch": "torch"}
+
+
+def out_supported(x: Array) -> bool:
+    """Whether :func:`into` can write into ``x`` (NumPy, CuPy and torch arrays)."""
+    return _library_of(x) in _OUT_LIBRARY
+
+
+def into(out: Array | None, name: str, *args: Any) -> Array:
+    """``xp.<name>(*args)``, written into ``out`` where the library offers ``out=``.
+
+    The one hook for buffer reuse. NumPy, CuPy and torch all accept ``out=`` on
+    ``matmul`` and the elementwise functions, so a kernel written once can fill a
+    per-network workspace there (no allocation, no page faults) and allocate where the
+    library has no such argument (array-api-strict) or where ``out`` is ``None``.
+    Always use the return value: it is ``out`` itself only when the write happened.
+    """
+    if out is not None:
+        key = (type(out), name)
+        native = _NATIVE_OUT.get(key)
+        if native is None:
+            lib = _library_of(out)
+            native = False
+            if lib in _OUT_LIBRARY:
+                native = getattr(importlib.import_module(_OUT_LIBRARY[lib]), name)
+            _NATIVE_OUT[key] = native
+        if native is not False:
+            return native(*args, out=out)
+    return getattr(array_namespace(*args), name)(*args)
+
+
+_NATIVE_OUT: dict[tuple[type, str], Any] = {}
 
 
 def host_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -385,7 +440,13 @@ def _check_dtype_kind(kind: str, dtype: Any, what: str) -> None:
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype:
-    name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
+    # NumPy's and CuPy's dtypes are NumPy types (np.float32 has no .name); torch's and
+    # array_api_strict's print as "<library>.float32"
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        return np.dtype(dtype)
+    name = getattr(dtype, "name", None)
+    if not isinstance(name, str):
+        name = str(dtype).rsplit(".", 1)[-1]
     return np.dtype(name)
 
 

@@ -40,6 +40,9 @@ class DeepNet:
     seed : seed of the host RNG that the weights and dropout masks come from.
     backend, device : the array library and device; ``None`` takes the default
         (``deepnet.use_backend`` / ``set_backend``, else ``DEEPNET_BACKEND``).
+    reuse_buffers : let training steps write into a per-network workspace where the
+        backend offers ``out=`` (NumPy, CuPy, torch); ``False`` forces the portable,
+        allocating path that array-api-strict always takes. Results are the same.
 
     Examples
     --------
@@ -62,6 +65,7 @@ class DeepNet:
         *,
         backend: str | Backend | None = None,
         device: str | None = None,
+        reuse_buffers: bool = True,
     ) -> None:
         dims = checks.layer_dims(layer_dims)
         L = len(dims) - 1
@@ -91,6 +95,7 @@ class DeepNet:
         self.layer_dims = dims
         self.loss = losses.for_output(self.output)
         self.history = None
+        self.reuse_buffers = bool(reuse_buffers)
         self._rng = rng
         self._params = initializers.initialize_parameters(
             dims, init, rng, self.backend, self.dtype
@@ -184,7 +189,7 @@ class DeepNet:
         twin = DeepNet(
             self.layer_dims, hidden=self.hidden, output=self.output, init=self.init,
             l2=self.l2, keep_prob=self.keep_prob, dtype=self.dtype_name, seed=self.seed,
-            backend=target,
+            backend=target, reuse_buffers=self.reuse_buffers,
         )
         twin.set_params({k: to_numpy(v) for k, v in self._params.items()})
         twin.history = self.history
@@ -199,19 +204,28 @@ class DeepNet:
         X = self._check_X(X)
         return self._forward(X, training=training)
 
-    def _forward(self, X: Array, *, training: bool = False) -> tuple[Array, Caches]:
+    def _forward(
+        self, X: Array, *, training: bool = False, ws: Workspace | None = None
+    ) -> tuple[Array, Caches]:
+        """The forward pass on checked inputs; with ``ws``, into its buffers."""
         p = self._params
         dropout = training and self.keep_prob < 1.0
         A = X
         caches = []
-        for l, g in enumerate(self.activations, start=1):
-            A, cache = layers.dense_forward(A, p[f"W{l}"], p[f"b{l}"], g)
+        for l, g in enumerate(self.hidden, start=1):
+            buffers = ws.layer(l) if ws is not None else layers.NO_BUFFERS
+            A, cache = layers.dense_forward(A, p[f"W{l}"], p[f"b{l}"], g, buffers=buffers)
             D = None
-            if dropout and l < self.L:
+            if dropout:
                 D = self._dropout_mask(A.shape)
-                A = A * D
+                A = A * D  # not in place: the cache keeps the undropped A for g'
             caches.append((cache, D))
-        return A, caches
+        L = self.L
+        out = ws.A[L] if ws is not None else None
+        ZL, linear_cache = layers.linear_forward(A, p[f"W{L}"], p[f"b{L}"], out=out)
+        AL = activations.get(self.output).forward(ZL)
+        caches.append(((linear_cache, ZL, AL), None))
+        return AL, caches
 
     def _dropout_mask(self, shape: tuple[int, ...]) -> Array:
         """``1[u < keep_prob] / keep_prob`` with ``u`` from the host RNG.
@@ -259,23 +273,52 @@ class DeepNet:
             )
         return self._backward(AL, Y, caches)
 
-    def _backward(self, AL: Array, Y: Array, caches: Caches) -> dict[str, Array]:
+    def _backward(
+        self, AL: Array, Y: Array, caches: Caches, ws: Workspace | None = None
+    ) -> dict[str, Array]:
+        """The backward pass on checked inputs; with ``ws``, into its buffers."""
         grads = {}
         m = AL.shape[1]
+        L = self.L
         dZ = losses.output_dZ(AL, Y)
-        linear_cache = caches[-1][0][0]
-        dA, dW, db = layers.linear_backward(dZ, linear_cache)
-        grads[f"dW{self.L}"], grads[f"db{self.L}"] = dW, db
-        for l in range(self.L - 1, 0, -1):
+        buffers = ws.layer(L) if ws is not None else layers.NO_BUFFERS
+        dA, dW, db = layers.linear_backward(
+            dZ, caches[-1][0][0], buffers=buffers, need_dA_prev=L > 1
+        )
+        grads[f"dW{L}"], grads[f"db{L}"] = dW, db
+        for l in range(L - 1, 0, -1):
             cache, D = caches[l - 1]
             if D is not None:
-                dA = dA * D
-            dA, dW, db = layers.dense_backward(dA, cache, self.hidden[l - 1])
+                if ws is not None:
+                    dA *= D
+                else:
+                    dA = dA * D
+            buffers = ws.layer(l) if ws is not None else layers.NO_BUFFERS
+            dA, dW, db = layers.dense_backward(
+                dA, cache, self.hidden[l - 1], buffers=buffers, need_dA_prev=l > 1
+            )
             grads[f"dW{l}"], grads[f"db{l}"] = dW, db
         if self.l2 > 0.0:
-            for l in range(1, self.L + 1):
-                grads[f"dW{l}"] = grads[f"dW{l}"] + (self.l2 / m) * self._params[f"W{l}"]
+            for l in range(1, L + 1):
+                decay = self._params[f"W{l}"] * (self.l2 / m)
+                grads[f"dW{l}"] += decay
         return {k: grads[k] for k in sorted(grads, key=_grad_order)}
+
+    def _workspace(self, m: int) -> Workspace | None:
+        """The reusable buffers for batches of ``m`` examples, or ``None`` where the
+        backend cannot write into buffers (array-api-strict) or ``reuse_buffers`` is off.
+
+        At most two sizes are kept: a mini-batch run has the batch size and the last,
+        partial batch.
+        """
+        if not (self.reuse_buffers and self.backend.supports_out):
+            return None
+        cache = self.__dict__.setdefault("_workspaces", {})
+        if m not in cache:
+            if len(cache) >= 2:
+                cache.pop(next(iter(cache)))
+            cache[m] = Workspace(self, m)
+        return cache[m]
 
     # -- prediction -----------------------------------------------------------------
     def predict_proba(self, X: Any) -> Array:
@@ -293,6 +336,20 @@ class DeepNet:
             return xp.argmax(AL, axis=0)
         return AL
 
+    # -- training and checkpoints (delegated; imported lazily to avoid a cycle) -----
+    def fit(self, X: Any, Y: Any, epochs: int, batch_size: int | None = None,
+            optimizer: Any = "gd", learning_rate: float | None = None, **kwargs: Any) -> Any:
+        """Train in place and return the ``History``; see :func:`deepnet.training.fit`."""
+        from deepnet.training import fit
+
+        return fit(self, X, Y, epochs, batch_size, optimizer, learning_rate, **kwargs)
+
+    def save(self, path: Any) -> None:
+        """Write an atomic ``.npz`` checkpoint; see :func:`deepnet.serialization.save`."""
+        from deepnet.serialization import save
+
+        save(self, path)
+
     # -- checks ---------------------------------------------------------------------
     def _check_X(self, X: Any, what: str = "X") -> Array:
         return checks.features(self.backend, X, self.layer_dims[0], self.dtype, what)
@@ -309,6 +366,46 @@ class DeepNet:
         if len(shape) != 2 or shape[0] != nL:
             raise ShapeError(f"AL must have shape (nL, m) = ({nL}, m); got {shape}")
         return self.backend.asarray(AL, self.dtype, what="AL")
+
+
+class Workspace:
+    """Buffers for one batch size ``m``, reused by every training step.
+
+    Writing into them (through ``backend.into``) instead of allocating multi-MB
+    temporaries each step removes the page faults that dominated the step at small
+    widths (benchmarks/NOTES.md). ``A[l]`` holds ``Z[l]`` and then ``A[l]``; ``dA[l]``
+    holds ``dA[l]`` and then ``dZ[l]``; ``dW``/``db`` are the gradients the optimizer
+    reads; ``tmp`` and ``zeros`` are per-width scratch; ``ones`` is ``(m, 1)``.
+    """
+
+    def __init__(self, net: DeepNet, m: int) -> None:
+        xp, dtype, device = net.xp, net.dtype, net.backend.device
+        dims, L = net.layer_dims, net.L
+
+        def empty(shape: tuple[int, ...]) -> Array:
+            return xp.empty(shape, dtype=dtype, device=device)
+
+        self.m = m
+        self.A = [None] + [empty((dims[l], m)) for l in range(1, L + 1)]
+        self.dA = [None] + [empty((dims[l], m)) for l in range(1, L)] + [None]
+        self.dW = [None] + [empty((dims[l], dims[l - 1])) for l in range(1, L + 1)]
+        self.db = [None] + [empty((dims[l], 1)) for l in range(1, L + 1)]
+        self.ones = xp.ones((m, 1), dtype=dtype, device=device)
+        widths = sorted(set(dims[1:L]))
+        self.tmp = {n: empty((n, m)) for n in widths}
+        self.zeros = {n: xp.zeros((n, m), dtype=dtype, device=device) for n in widths}
+        self._layers = [None] + [self._make(l, dims) for l in range(1, L + 1)]
+
+    def _make(self, l: int, dims: tuple[int, ...]) -> layers.Buffers:
+        n = dims[l]
+        return layers.Buffers(
+            A=self.A[l], dA_prev=self.dA[l - 1], dW=self.dW[l], db=self.db[l],
+            tmp=self.tmp.get(n), zeros=self.zeros.get(n), ones=self.ones,
+        )
+
+    def layer(self, l: int) -> layers.Buffers:
+        """Layer ``l``'s buffers."""
+        return self._layers[l]
 
 
 def _grad_order(key: str) -> tuple[int, str]:

@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from deepnet.backend import Array, array_namespace
+from deepnet.backend import Array, array_namespace, into, out_supported
 from deepnet.checks import positive_int, real_number
 from deepnet.errors import InputError
 
@@ -137,6 +137,16 @@ class Optimizer:
             slot[name] = xp.zeros(like.shape, dtype=like.dtype, device=like.device)
         return slot[name]
 
+    def _scratch(self, key: str, like: Array) -> Array | None:
+        """A reusable buffer shaped like ``like``, where the backend can write into one.
+
+        With it, an update allocates nothing (``backend.into``); without it (array-api-
+        strict) every temporary is a new array. The results are the same.
+        """
+        if not out_supported(like):
+            return None
+        return self._zeros(key, "scratch", like)
+
     def reset(self) -> None:
         """Forget the state (moments and step count)."""
         self.t = 0
@@ -156,7 +166,7 @@ class GD(Optimizer):
     name = "gd"
 
     def _update(self, key: str, W: Array, dW: Array) -> None:
-        W -= self.alpha * dW
+        W -= into(self._scratch(key, W), "multiply", dW, self.alpha)
 
 
 class Momentum(Optimizer):
@@ -170,9 +180,10 @@ class Momentum(Optimizer):
 
     def _update(self, key: str, W: Array, dW: Array) -> None:
         v = self._zeros(key, "v", W)
+        tmp = self._scratch(key, W)
         v *= self.beta
-        v += (1.0 - self.beta) * dW
-        W -= self.alpha * v
+        v += into(tmp, "multiply", dW, 1.0 - self.beta)
+        W -= into(tmp, "multiply", v, self.alpha)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "beta": self.beta}
@@ -192,11 +203,17 @@ class RMSprop(Optimizer):
         self.epsilon = real_number(epsilon, "epsilon", low=0.0, low_open=True)
 
     def _update(self, key: str, W: Array, dW: Array) -> None:
-        xp = array_namespace(W)
         s = self._zeros(key, "s", W)
+        tmp = self._scratch(key, W)
         s *= self.beta2
-        s += (1.0 - self.beta2) * (dW * dW)
-        W -= self.alpha * dW / (xp.sqrt(s) + self.epsilon)
+        t = into(tmp, "multiply", dW, dW)
+        t *= 1.0 - self.beta2
+        s += t
+        t = into(tmp, "sqrt", s)
+        t += self.epsilon
+        t = into(tmp, "divide", dW, t)
+        t *= self.alpha
+        W -= t
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "beta2": self.beta2,
@@ -218,16 +235,24 @@ class Adam(Optimizer):
         self.epsilon = real_number(epsilon, "epsilon", low=0.0, low_open=True)
 
     def _update(self, key: str, W: Array, dW: Array) -> None:
-        xp = array_namespace(W)
         v = self._zeros(key, "v", W)
         s = self._zeros(key, "s", W)
+        tmp = self._scratch(key, W)
         v *= self.beta1
-        v += (1.0 - self.beta1) * dW
+        v += into(tmp, "multiply", dW, 1.0 - self.beta1)
         s *= self.beta2
-        s += (1.0 - self.beta2) * (dW * dW)
+        t = into(tmp, "multiply", dW, dW)
+        t *= 1.0 - self.beta2
+        s += t
         correction1 = 1.0 - self.beta1**self.t
         root_correction2 = math.sqrt(1.0 - self.beta2**self.t)
-        W -= (self.alpha / correction1) * v / (xp.sqrt(s) / root_correction2 + self.epsilon)
+        # torch.optim.Adam's order: denom = sqrt(s) / sqrt(c2) + ε; W -= (α / c1) v / denom
+        t = into(tmp, "sqrt", s)
+        t /= root_correction2
+        t += self.epsilon
+        t = into(tmp, "divide", v, t)
+        t *= self.alpha / correction1
+        W -= t
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "beta1": self.beta1,

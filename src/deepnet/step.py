@@ -1,7 +1,9 @@
 """One training step: forward, cost, backward, update — the hot loop of ``fit``.
 
 Inputs are already checked and on the network's device; the cost comes back as a 0-d
-array on the device, so the caller decides when to read it (once per epoch).
+array on the device, so the caller decides when to read it (once per epoch). Where the
+backend can write into buffers, the step runs in the network's workspace for this
+batch size (``DeepNet._workspace``): the same kernels, no per-step allocations.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ def train_step(net: DeepNet, X: Array, Y: Array, optimizer: Optimizer) -> Array:
 
     Returns the cost of the batch *before* the update, as a 0-d device array.
     """
-    AL, caches = net._forward(X, training=True)
+    ws = net._workspace(X.shape[1])
+    AL, caches = net._forward(X, training=True, ws=ws)
     J = net._cost(AL, Y, caches)
-    grads = net._backward(AL, Y, caches)
+    grads = net._backward(AL, Y, caches, ws=ws)
     optimizer.step(net._params, grads)
     return J
