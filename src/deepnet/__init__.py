@@ -6,7 +6,7 @@
 2
 """
 
-from deepnet import activations, initializers, layers, losses
+from deepnet import activations, datasets, initializers, layers, losses, optimizers
 from deepnet.backend import (
     BACKEND_NAMES,
     available_backends,
@@ -26,6 +26,8 @@ from deepnet.errors import (
 from deepnet.gradcheck import gradient_check
 from deepnet.layers import dense_backward, dense_forward, linear_backward, linear_forward
 from deepnet.network import DeepNet
+from deepnet.serialization import load, save
+from deepnet.training import EarlyStopping, History, StopTraining, fit
 
 __version__ = "0.1.0"
 
@@ -36,19 +38,27 @@ __all__ = [
     "DeepNet",
     "DeepNetError",
     "DivergenceError",
+    "EarlyStopping",
+    "History",
     "InputError",
     "ShapeError",
+    "StopTraining",
     "activations",
     "available_backends",
+    "datasets",
     "dense_backward",
     "dense_forward",
+    "fit",
     "get_backend",
     "gradient_check",
     "initializers",
     "layers",
     "linear_backward",
     "linear_forward",
+    "load",
     "losses",
+    "optimizers",
+    "save",
     "set_backend",
     "to_numpy",
     "use_backend",

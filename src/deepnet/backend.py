@@ -343,7 +343,13 @@ _OUT_LIBRARY = {"numpy": "numpy", "cupy": "cupy", "torch": "torch"}
 
 def out_supported(x: Array) -> bool:
     """Whether :func:`into` can write into ``x`` (NumPy, CuPy and torch arrays)."""
-    return _library_of(x) in _OUT_LIBRARY
+    ok = _OUT_OK.get(type(x))
+    if ok is None:
+        ok = _OUT_OK[type(x)] = _library_of(x) in _OUT_LIBRARY
+    return ok
+
+
+_OUT_OK: dict[type, bool] = {}
 
 
 def into(out: Array | None, name: str, *args: Any) -> Array:
