@@ -97,13 +97,19 @@ class Backend:
                     f"or move the network with net.to({self.name!r}, device=...)"
                 )
             _check_dtype_kind(_dtype_kind(xp, x.dtype), x.dtype, what)
+            if getattr(x, "requires_grad", False):  # a torch tensor autograd tracks
+                x = x.detach()
             if dtype is not None and x.dtype != dtype:
-                x = xp.astype(x, dtype)
+                with self.quiet_float_errors():  # overflow to inf is reported by the caller
+                    x = xp.astype(x, dtype)
             return x
         host = x if isinstance(x, np.ndarray) else host_array(x, what)
         _check_dtype_kind(host.dtype.kind, host.dtype, what)
         if dtype is not None:
-            host = host.astype(_numpy_dtype(dtype), copy=False)
+            with np.errstate(over="ignore", invalid="ignore"):  # inf: reported by the caller
+                host = host.astype(_numpy_dtype(dtype), copy=False)
+        else:
+            host = _portable(host)
         return xp.asarray(host, device=self.device, copy=True)
 
     # -- device work -------------------------------------------------------------------
@@ -228,7 +234,9 @@ _LOADERS = {
 
 _cache: dict[tuple[str, str | None], Backend] = {}
 _lock = threading.Lock()
-_override: list[tuple[str, str | None]] = []
+# (name, device, from_set_backend): set_backend's choice at the bottom (at most one),
+# then the use_backend blocks, innermost last
+_override: list[tuple[str, str | None, bool]] = []
 
 
 def get_backend(name: str | None = None, device: str | None = None) -> Backend:
@@ -238,10 +246,18 @@ def get_backend(name: str | None = None, device: str | None = None) -> Backend:
     :func:`set_backend`, else ``DEEPNET_BACKEND`` and ``DEEPNET_DEVICE``.
     """
     if isinstance(name, Backend):
+        if device is not None:
+            asked = get_backend(name.name, device)
+            if device_label(asked.device) != device_label(name.device):
+                raise BackendError(
+                    f"backend {name.label!r} is on device {device_label(name.device)!r}, but "
+                    f"device={device!r} was asked for; pass the backend's name with the "
+                    "device, or the Backend alone"
+                )
         return name
     if name is None:
         if _override:
-            name, dev_default = _override[-1]
+            name, dev_default, _ = _override[-1]
         else:
             name = os.environ.get("DEEPNET_BACKEND", "") or "numpy"
             dev_default = os.environ.get("DEEPNET_DEVICE") or None
@@ -269,12 +285,17 @@ def _normalize_name(name: Any) -> str:
 def set_backend(name: str, device: str | None = None) -> Backend:
     """Make ``name`` (on ``device``) the backend new networks are built on.
 
+    Inside a :func:`use_backend` block the block's backend still wins until it ends.
     Overrides ``DEEPNET_BACKEND``/``DEEPNET_DEVICE`` for this process; returns the backend
     (loaded now, so a missing library is reported here).
     """
     backend = get_backend(name, device)
+    entry = (backend.name, None if device is None else str(device), True)
     with _lock:
-        _override[:] = [(backend.name, None if device is None else str(device))]
+        if _override and _override[0][2]:
+            _override[0] = entry
+        else:
+            _override.insert(0, entry)
     return backend
 
 
@@ -282,13 +303,16 @@ def set_backend(name: str, device: str | None = None) -> Backend:
 def use_backend(name: str, device: str | None = None) -> Iterator[Backend]:
     """Within the block, new networks are built on ``name`` (on ``device``)."""
     backend = get_backend(name, device)
+    entry = (backend.name, None if device is None else str(device), False)
     with _lock:
-        _override.append((backend.name, None if device is None else str(device)))
+        _override.append(entry)
     try:
         yield backend
     finally:
         with _lock:
-            _override.pop()
+            _override.reverse()
+            _override.remove(entry)  # this block's entry, whatever set_backend did inside
+            _override.reverse()
 
 
 def resolve_dtype_name(name: Any = None) -> str:
@@ -407,7 +431,10 @@ def to_numpy(x: Array) -> np.ndarray:
     if lib == "cupy":
         return x.get()
     if lib == "torch":
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":  # NumPy has no bfloat16
+            x = x.float()
+        return x.resolve_conj().resolve_neg().numpy()
     import array_api_strict
 
     return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
@@ -415,14 +442,14 @@ def to_numpy(x: Array) -> np.ndarray:
 
 def host_array(x: Any, what: str = "array") -> np.ndarray:
     """``x`` (an array of any library, or a nested sequence) as a host NumPy array."""
-    if _library_of(x) is not None:
-        return to_numpy(x)
     try:
+        if _library_of(x) is not None:
+            return to_numpy(x)
         host = np.asarray(x)
-    except (ValueError, TypeError) as exc:
+    except Exception as exc:  # ragged lists, objects whose __array__ fails, sparse tensors
         raise InputError(
             f"{what} must be an array (n rows, m columns); got {type(x).__name__} "
-            f"that does not convert ({exc})"
+            f"that does not convert ({type(exc).__name__}: {exc})"
         ) from exc
     return host
 
@@ -443,6 +470,19 @@ def _check_dtype_kind(kind: str, dtype: Any, what: str) -> None:
             f"{what} must hold real numbers (float, int or bool); got dtype {dtype}"
             + (" (complex numbers are not supported)" if kind == "c" else "")
         )
+
+
+def _portable(host: np.ndarray) -> np.ndarray:
+    """``host`` in a dtype every backend holds: float16 and long double become float64
+    (array_api_strict has no float16), unsigned integers wider than uint8 become int64
+    (float64 where a value does not fit)."""
+    kind, dtype = host.dtype.kind, host.dtype
+    if kind == "f" and dtype not in (np.float32, np.float64):
+        return host.astype(np.float64)
+    if kind == "u" and dtype.itemsize > 1:
+        fits = host.size == 0 or int(host.max()) <= np.iinfo(np.int64).max
+        return host.astype(np.int64 if fits else np.float64)
+    return host
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype:
