@@ -125,3 +125,20 @@ def test_into_writes_or_allocates(backend):
     assert (result is out) == B.out_supported(out) == backend.supports_out
     fresh = B.into(None, "multiply", a, 2.0)
     assert fresh is not out
+
+
+def test_parameters_are_views_of_one_flat_array_where_out_is_supported(backend):
+    net = dn.DeepNet([3, 4, 2], backend=backend, dtype="float64")
+    if not backend.supports_out:
+        assert net._flat is None and net._update_targets() is net._params
+        return
+    flat = net._flat
+    assert tuple(flat.shape) == (3 * 4 + 4 + 4 * 2 + 2,)
+    rng = np.random.default_rng(0)
+    new = {k: rng.standard_normal(v) for k, v in net.param_shapes().items()}
+    net.set_params(new)
+    expected = np.concatenate([new[k].ravel() for k in net.param_shapes()])
+    np.testing.assert_array_equal(dn.to_numpy(net._flat), expected)
+    net.params["W1"][0, 0] = 123.0  # a write through the dict's view lands in the flat array
+    assert float(net._flat[0]) == 123.0
+    assert set(net._update_targets()) == {"params"}

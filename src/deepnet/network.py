@@ -97,9 +97,11 @@ class DeepNet:
         self.history = None
         self.reuse_buffers = bool(reuse_buffers)
         self._rng = rng
-        self._params = initializers.initialize_parameters(
-            dims, init, rng, self.backend, self.dtype
-        )
+        self._grads_flat = None  # the workspace gradients, allocated with the first one
+        with checks.allocation(dims, self.dtype_name):
+            self._adopt(initializers.initialize_parameters(
+                dims, init, rng, self.backend, self.dtype
+            ))
 
     # -- description ----------------------------------------------------------------
     @property
@@ -175,10 +177,32 @@ class DeepNet:
                 raise ShapeError(f"{key} must have shape {shape}; got {got}")
             value = self.backend.asarray(params[key], self.dtype, what=key)
             checks.all_finite(value, key)
-            if value is params[key]:
-                value = self.xp.asarray(value, copy=True)
+            if self.backend.owns(params[key]):  # never alias the caller's array (or a
+                value = self.xp.asarray(value, copy=True)  # detached view of it)
             new[key] = value
-        self._params = new
+        self._adopt(new)
+
+    def _adopt(self, params: dict[str, Array]) -> None:
+        """Make ``params`` the live parameters.
+
+        Where the backend writes into buffers, they become views of one flat array
+        (``self._flat``), so an optimizer updates all of them in one pass of a dozen
+        elementwise calls instead of a dozen per parameter: on the digits network with
+        Adam that was 40% of the step (benchmarks/NOTES.md). Elsewhere (array-api-strict)
+        each parameter is its own array and ``_flat`` is ``None``.
+        """
+        if not self.backend.supports_out:
+            self._params, self._flat = params, None
+            return
+        self._flat, self._params = _flat_views(self, self.param_shapes())
+        for key, value in params.items():
+            self._params[key][...] = value
+
+    def _update_targets(self) -> dict[str, Array]:
+        """What the optimizer updates: the flat array where there is one, else the dict."""
+        if self._flat is not None and self.reuse_buffers:
+            return {"params": self._flat}
+        return self._params
 
     def to(self, backend: str | Backend, device: str | None = None) -> DeepNet:
         """This network (parameters, configuration, history) on another backend or device.
@@ -245,6 +269,8 @@ class DeepNet:
         """
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
+        if caches is not None:
+            self._check_caches(caches, AL.shape[1])
         return float(self._cost(AL, Y, caches))
 
     def _cost(self, AL: Array, Y: Array, caches: Caches | None) -> Array:
@@ -265,12 +291,7 @@ class DeepNet:
         """``{"dW1": ..., "db1": ..., ...}`` by the notes' recursion from ``l = L`` down."""
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
-        if not isinstance(caches, list) or len(caches) != self.L:
-            raise InputError(
-                f"caches must be the list of L = {self.L} caches that forward returned; "
-                f"got {type(caches).__name__}"
-                + (f" of length {len(caches)}" if isinstance(caches, list) else "")
-            )
+        self._check_caches(caches, AL.shape[1])
         return self._backward(AL, Y, caches)
 
     def _backward(
@@ -302,7 +323,14 @@ class DeepNet:
             for l in range(1, L + 1):
                 decay = self._params[f"W{l}"] * (self.l2 / m)
                 grads[f"dW{l}"] += decay
-        return {k: grads[k] for k in sorted(grads, key=_grad_order)}
+        return {k: grads[k] for k in self._grad_keys()}
+
+    def _grad_keys(self) -> list[str]:
+        """``dW1, db1, ..., dWL, dbL``."""
+        keys = self.__dict__.get("_grad_key_list")
+        if keys is None:
+            keys = self.__dict__["_grad_key_list"] = ["d" + k for k in self.param_shapes()]
+        return keys
 
     def _workspace(self, m: int) -> Workspace | None:
         """The reusable buffers for batches of ``m`` examples, or ``None`` where the
@@ -313,6 +341,9 @@ class DeepNet:
         """
         if not (self.reuse_buffers and self.backend.supports_out):
             return None
+        if self._grads_flat is None:
+            shapes = {"d" + k: v for k, v in self.param_shapes().items()}
+            self._grads_flat = _flat_views(self, shapes)
         cache = self.__dict__.setdefault("_workspaces", {})
         if m not in cache:
             if len(cache) >= 2:
@@ -361,11 +392,12 @@ class DeepNet:
         )
 
     def _check_AL(self, AL: Any) -> Array:
-        nL = self.layer_dims[-1]
-        shape = checks._shape_of(AL, "AL")
-        if len(shape) != 2 or shape[0] != nL:
-            raise ShapeError(f"AL must have shape (nL, m) = ({nL}, m); got {shape}")
-        return self.backend.asarray(AL, self.dtype, what="AL")
+        return checks.output_activations(
+            self.backend, AL, output=self.output, nL=self.layer_dims[-1], dtype=self.dtype
+        )
+
+    def _check_caches(self, caches: Any, m: int) -> Caches:
+        return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype)
 
 
 class Workspace:
@@ -388,8 +420,9 @@ class Workspace:
         self.m = m
         self.A = [None] + [empty((dims[l], m)) for l in range(1, L + 1)]
         self.dA = [None] + [empty((dims[l], m)) for l in range(1, L)] + [None]
-        self.dW = [None] + [empty((dims[l], dims[l - 1])) for l in range(1, L + 1)]
-        self.db = [None] + [empty((dims[l], 1)) for l in range(1, L + 1)]
+        self.grads_flat, grads = net._grads_flat  # shared by every batch size
+        self.dW = [None] + [grads[f"dW{l}"] for l in range(1, L + 1)]
+        self.db = [None] + [grads[f"db{l}"] for l in range(1, L + 1)]
         self.ones = xp.ones((m, 1), dtype=dtype, device=device)
         widths = sorted(set(dims[1:L]))
         self.tmp = {n: empty((n, m)) for n in widths}
@@ -408,5 +441,15 @@ class Workspace:
         return self._layers[l]
 
 
-def _grad_order(key: str) -> tuple[int, str]:
-    return int(key[2:]), key[:2]
+def _flat_views(net: DeepNet, shapes: dict[str, tuple[int, int]]) -> tuple[Array, dict]:
+    """One flat array and, for each key, a view of it with that shape (in key order)."""
+    xp = net.xp
+    total = sum(rows * cols for rows, cols in shapes.values())
+    flat = xp.zeros((total,), dtype=net.dtype, device=net.backend.device)
+    views, offset = {}, 0
+    for key, (rows, cols) in shapes.items():
+        views[key] = xp.reshape(flat[offset : offset + rows * cols], (rows, cols))
+        offset += rows * cols
+    return flat, views
+
+

@@ -22,5 +22,9 @@ def train_step(net: DeepNet, X: Array, Y: Array, optimizer: Optimizer) -> Array:
     AL, caches = net._forward(X, training=True, ws=ws)
     J = net._cost(AL, Y, caches)
     grads = net._backward(AL, Y, caches, ws=ws)
-    optimizer.step(net._params, grads)
+    if ws is not None and net._flat is not None:
+        # the gradients were written into views of one flat array: one update for all
+        optimizer.step(net._update_targets(), {"dparams": ws.grads_flat})
+    else:
+        optimizer.step(net._params, grads)
     return J
