@@ -5,19 +5,35 @@ Every message says what was expected and what was received.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+from collections.abc import Iterator, Mapping, Set
 from numbers import Integral, Real
 from typing import Any
 
-from deepnet.backend import Array, Backend, array_namespace, host_array
+from deepnet.backend import Array, Backend, array_namespace, device_label, host_array
 from deepnet.errors import InputError, ShapeError
+
+#: The largest layer size: cuBLAS and most BLAS libraries index matrix dimensions with
+#: 32-bit integers, so no backend can multiply a larger ``W[l]``.
+MAX_UNITS = 2**31 - 1
 
 
 def positive_int(value: Any, what: str) -> int:
     """``value`` as an int ≥ 1 (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise InputError(f"{what} must be a positive integer; got {value!r}")
+        raise InputError(f"{what} must be a positive integer; got {_short(value)}")
     return int(value)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a fuzzed argument can be huge)."""
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ of a user's object
+        text = f"<{type(value).__name__} object>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def real_number(
@@ -25,9 +41,17 @@ def real_number(
     low_open: bool = False, high_open: bool = False,
 ) -> float:
     """``value`` as a finite float inside the given bounds."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise InputError(f"{what} must be a finite real number; got {_short(value)}")
+    try:
+        value = float(value)
+    except (OverflowError, ValueError, TypeError):  # e.g. an int beyond the float range
+        raise InputError(
+            f"{what} must be a finite real number; got {_short(value)}, beyond the range "
+            "of a float"
+        ) from None
+    if not math.isfinite(value):
         raise InputError(f"{what} must be a finite real number; got {value!r}")
-    value = float(value)
     if low is not None and (value < low or (low_open and value == low)):
         raise InputError(f"{what} must be {'>' if low_open else '>='} {low}; got {value!r}")
     if high is not None and (value > high or (high_open and value == high)):
@@ -37,17 +61,84 @@ def real_number(
 
 def layer_dims(dims: Any) -> tuple[int, ...]:
     """``[n0, n1, ..., nL]``: at least two positive integers."""
-    if isinstance(dims, (str, bytes)) or not hasattr(dims, "__len__"):
+    if (isinstance(dims, (str, bytes, Mapping, Set)) or not hasattr(dims, "__len__")
+            or not hasattr(dims, "__iter__")):
         raise InputError(
-            f"layer_dims must be a list of layer sizes [n0, n1, ..., nL]; got {dims!r}"
+            f"layer_dims must be a list of layer sizes [n0, n1, ..., nL]; got {_short(dims)}"
         )
-    dims = list(dims)
+    try:
+        dims = list(dims)
+    except Exception as exc:  # an array-like whose iteration fails (e.g. a 0-d array)
+        raise InputError(
+            f"layer_dims must be a list of layer sizes [n0, n1, ..., nL]; got {_short(dims)} "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     if len(dims) < 2:
         raise InputError(
             f"layer_dims needs at least two sizes (input and output), [n0, ..., nL]; "
-            f"got {dims!r}"
+            f"got {_short(dims)}"
         )
-    return tuple(positive_int(n, f"layer_dims[{i}]") for i, n in enumerate(dims))
+    dims = tuple(positive_int(n, f"layer_dims[{i}]") for i, n in enumerate(dims))
+    for i, n in enumerate(dims):
+        if n > MAX_UNITS:
+            raise InputError(
+                f"layer_dims[{i}] = {n} is larger than {MAX_UNITS} (2**31 - 1), the largest "
+                "matrix dimension BLAS and cuBLAS index"
+            )
+    _fits_in_memory(dims)
+    return dims
+
+
+def parameter_count(dims: tuple[int, ...]) -> int:
+    """``Σ n[l] (n[l-1] + 1)``: the entries of every ``W[l]`` and ``b[l]``."""
+    return sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims)))
+
+
+def _physical_memory() -> int | None:
+    """Bytes of RAM on this machine, where the platform says (POSIX); else ``None``."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _fits_in_memory(dims: tuple[int, ...]) -> None:
+    """Refuse a network whose weights cannot be drawn on this machine at all.
+
+    Every ``W[l]`` is drawn in float64 on the host before it moves to the device, so a
+    matrix larger than the host's RAM can never be made; refusing it here is kinder than
+    a ``MemoryError`` from NumPy's allocator (or the kernel's OOM killer).
+    """
+    ram = _physical_memory()
+    largest = max(dims[l] * dims[l - 1] for l in range(1, len(dims)))
+    if ram is not None and largest * 8 > ram:
+        raise InputError(
+            f"layer_dims {_short(list(dims))} needs a weight matrix of {largest:,} entries "
+            f"({largest * 8 / 2**30:,.1f} GiB to draw in float64 on the host), more than "
+            f"this machine's {ram / 2**30:,.1f} GiB of memory; use smaller layers"
+        )
+
+
+@contextlib.contextmanager
+def allocation(dims: tuple[int, ...], dtype_name: str) -> Iterator[None]:
+    """Turn an out-of-memory failure while making ``dims``' parameters into an InputError.
+
+    NumPy and CuPy raise ``MemoryError`` (CuPy's ``OutOfMemoryError`` is one), torch its
+    ``OutOfMemoryError``; either way nothing was made and the message says how much was
+    asked for.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"):
+            raise
+        n = parameter_count(dims)
+        size = n * (4 if dtype_name == "float32" else 8)
+        raise InputError(
+            f"layer_dims {_short(list(dims))} has {n:,} parameters ({size / 2**30:,.2f} GiB "
+            f"as {dtype_name}), which do not fit in the memory left here "
+            f"({type(exc).__name__}: {exc}); use smaller layers"
+        ) from exc
 
 
 def all_finite(x: Array, what: str) -> None:
@@ -55,7 +146,19 @@ def all_finite(x: Array, what: str) -> None:
     xp = array_namespace(x)
     if not bool(xp.all(xp.isfinite(x))):
         bad = int(xp.sum(xp.astype(~xp.isfinite(x), xp.int64)))
-        raise InputError(f"{what} must be finite; it holds {bad} NaN or inf value(s)")
+        hint = ""
+        if xp.isdtype(x.dtype, "real floating"):
+            top = xp.finfo(x.dtype).max
+            hint = (f" (as {_dtype_name(x.dtype)}; values beyond ±{top:.3g} become inf when "
+                    "converted: scale the data or use dtype='float64')")
+        raise InputError(f"{what} must be finite; it holds {bad} NaN or inf value(s){hint}")
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", None)
+    if not isinstance(name, str):
+        name = getattr(dtype, "__name__", None) or str(dtype)
+    return str(name).rsplit(".", 1)[-1]
 
 
 def features(backend: Backend, X: Any, n0: int, dtype: Any, what: str = "X") -> Array:
@@ -78,12 +181,109 @@ def features(backend: Backend, X: Any, n0: int, dtype: Any, what: str = "X") -> 
 
 
 def _shape_of(x: Any, what: str) -> tuple[int, ...]:
-    shape = getattr(x, "shape", None)
+    try:
+        shape = getattr(x, "shape", None)
+    except Exception:  # a property that raises
+        shape = None
     if shape is None:
         if isinstance(x, (list, tuple)):
             return tuple(host_array(x, what).shape)
         raise InputError(f"{what} must be an array; got {type(x).__name__}")
-    return tuple(int(s) for s in shape)
+    try:
+        dims = tuple(shape)
+        if not all(isinstance(s, Integral) and not isinstance(s, bool) for s in dims):
+            raise TypeError("not integers")
+        return tuple(int(s) for s in dims)
+    except Exception:
+        raise InputError(
+            f"{what} must be an array with a shape of integers; got {type(x).__name__} "
+            f"with shape {_short(shape)}"
+        ) from None
+
+
+def output_activations(
+    backend: Backend, AL: Any, *, output: str, nL: int, dtype: Any, what: str = "AL"
+) -> Array:
+    """``A[L]`` of shape ``(nL, m)``, ``m ≥ 1``, finite; probabilities for sigmoid/softmax."""
+    shape = _shape_of(AL, what)
+    if len(shape) != 2 or shape[0] != nL:
+        raise ShapeError(f"{what} must have shape (nL, m) = ({nL}, m); got {shape}")
+    if shape[1] == 0:
+        raise ShapeError(f"{what} holds no examples: shape {shape}; need m >= 1 columns")
+    AL = backend.asarray(AL, dtype, what=what)
+    all_finite(AL, what)
+    if output in ("sigmoid", "softmax"):
+        xp = backend.xp
+        if bool(xp.any(AL < 0.0)) or bool(xp.any(AL > 1.0)):
+            lo, hi = float(xp.min(AL)), float(xp.max(AL))
+            raise InputError(
+                f"{what} of a {output} output are probabilities in [0, 1]; got values from "
+                f"{lo} to {hi} (pass the A[L] that net.forward returned)"
+            )
+    return AL
+
+
+def caches(
+    backend: Backend, caches: Any, *, dims: tuple[int, ...], m: int, dtype: Any,
+    what: str = "caches",
+) -> list:
+    """The list of ``L`` caches that ``DeepNet.forward`` made for a batch of ``m`` examples.
+
+    Each entry is ``((A_prev, W, b), Z, A), D``: ``A_prev (n[l-1], m)``, ``W (n[l],
+    n[l-1])``, ``b (n[l], 1)``, ``Z`` and ``A (n[l], m)`` (``Z`` may be ``None`` below the
+    output layer), ``D`` a dropout mask ``(n[l], m)`` or ``None``; every array of the
+    network's backend, device and dtype.
+    """
+    L = len(dims) - 1
+    origin = "the list that net.forward(X) returned for the same X"
+    if not isinstance(caches, list) or len(caches) != L:
+        got = type(caches).__name__ + (
+            f" of length {len(caches)}" if isinstance(caches, (list, tuple)) else "")
+        raise InputError(f"{what} must be the list of L = {L} caches that forward "
+                         f"returned; got {got}")
+    for l, entry in enumerate(caches, start=1):
+        where = f"{what}[{l - 1}]"
+        ok = (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], tuple)
+              and len(entry[0]) == 3 and isinstance(entry[0][0], tuple)
+              and len(entry[0][0]) == 3)
+        if not ok:
+            raise InputError(
+                f"{where} is not a cache of DeepNet.forward (((A_prev, W, b), Z, A), D); "
+                f"pass {origin}"
+            )
+        (A_prev, W, b), Z, A = entry[0]
+        D = entry[1]
+        expected = {
+            "A_prev": (A_prev, (dims[l - 1], m)), "W": (W, (dims[l], dims[l - 1])),
+            "b": (b, (dims[l], 1)), "Z": (Z, (dims[l], m)), "A": (A, (dims[l], m)),
+            "D": (D, (dims[l], m)),
+        }
+        for name, (x, shape) in expected.items():
+            if x is None and (name == "D" or (name == "Z" and l < L)):
+                continue
+            if x is None or not backend.owns(x):
+                raise InputError(
+                    f"{where}: {name} is not an array of the network's backend "
+                    f"{backend.label!r} (got {type(x).__name__}); pass {origin}"
+                )
+            if device_label(x.device) != device_label(backend.device):
+                raise InputError(
+                    f"{where}: {name} is on device {device_label(x.device)!r}, the network "
+                    f"on {backend.label!r}; pass {origin}"
+                )
+            got = tuple(x.shape)
+            if got != shape:
+                raise ShapeError(
+                    f"{where}: {name} has shape {got}, expected {shape} for layer {l} and "
+                    f"m = {m} examples; pass {origin}"
+                )
+            if x.dtype != dtype:
+                raise InputError(
+                    f"{where}: {name} has dtype {x.dtype}, the network {dtype}; pass {origin}"
+                )
+        if l == L and D is not None:
+            raise InputError(f"{where}: the output layer has no dropout mask; pass {origin}")
+    return caches
 
 
 def labels(
@@ -109,14 +309,17 @@ def labels(
             all_finite(Yd, what)
             if not bool(xp.all(Yd == xp.round(Yd))):
                 raise InputError(f"{what} class labels must be whole numbers 0..{nL - 1}")
-        Yd = xp.astype(Yd, xp.int64)
+        # the range is checked before the cast to int64: a float label of 1e19 has no
+        # int64 value
         if bool(xp.any(Yd < 0)) or bool(xp.any(Yd >= nL)):
-            lo, hi = int(xp.min(Yd)), int(xp.max(Yd))
+            lo, hi = xp.min(Yd), xp.max(Yd)
+            lo, hi = (int(lo), int(hi)) if xp.isdtype(Yd.dtype, "integral") else (
+                f"{float(lo):g}", f"{float(hi):g}")
             raise InputError(
                 f"{what} class labels must lie in 0..{nL - 1} (the softmax has nL = {nL} "
                 f"units); got labels from {lo} to {hi}"
             )
-        return one_hot(Yd, nL, dtype)
+        return one_hot(xp.astype(Yd, xp.int64), nL, dtype)
     if len(shape) == 1 and nL == 1:
         shape = (1, shape[0])
         Y = backend.asarray(Y, dtype, what=what)

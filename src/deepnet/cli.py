@@ -26,7 +26,7 @@ import numpy as np
 import deepnet
 from deepnet import datasets
 from deepnet.backend import BACKEND_NAMES, DTYPE_NAMES, available_backends, to_numpy
-from deepnet.errors import DeepNetError, InputError
+from deepnet.errors import CheckpointError, DeepNetError, InputError
 from deepnet.network import DeepNet
 from deepnet.optimizers import OPTIMIZERS
 
@@ -226,7 +226,13 @@ def _train(args: argparse.Namespace) -> int:
           f"{args.optimizer} α={args.learning_rate:g}, {args.epochs} epochs in {batch}, "
           f"{net.backend.label} {net.dtype_name}", flush=True)
 
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where the directory should be, a read-only disk
+        raise CheckpointError(
+            f"cannot make the checkpoint's directory {str(checkpoint.parent)!r} ({exc}); "
+            "pass --checkpoint with a writable path"
+        ) from exc
     start = time.perf_counter()
     try:
         history = net.fit(

@@ -23,8 +23,11 @@ def gradient_check(net: DeepNet, X: Any, Y: Any, epsilon: float = 1e-7) -> float
     backward pass is right. Both are computed in float64, whatever ``net.dtype`` is.
     """
     from deepnet.checks import real_number
+    from deepnet.errors import InputError
 
-    epsilon = real_number(epsilon, "epsilon", low=0.0, low_open=True)
+    if not isinstance(net, DeepNet):
+        raise InputError(f"gradient_check needs a deepnet.DeepNet; got {type(net).__name__}")
+    epsilon = real_number(epsilon, "epsilon", low=0.0, high=1.0, low_open=True)
     twin = DeepNet(
         net.layer_dims, hidden=net.hidden, output=net.output, init=net.init, l2=net.l2,
         keep_prob=1.0, dtype="float64", seed=0, backend=net.backend,

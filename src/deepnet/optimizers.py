@@ -147,6 +147,44 @@ class Optimizer:
             return None
         return self._zeros(key, "scratch", like)
 
+    def check_state(self, params: Mapping[str, Array]) -> None:
+        """Refuse moments made for other parameters than ``params``, or non-finite ones.
+
+        ``params`` is what the network's step updates (``DeepNet._update_targets()``: the
+        parameter dict, or one flat array of them all). An optimizer object carries its
+        state from one ``fit`` to the next; used on a network of another architecture,
+        backend, device or dtype, that state cannot apply.
+        """
+        hint = ("it was used on another network; call optimizer.reset() first, or pass a "
+                "new optimizer (or its name)")
+        name_of = {"params": "the flat array of all parameters"}
+        for key, slot in self.state.items():
+            W = params.get(key) if isinstance(key, str) else None
+            if W is None:
+                raise InputError(
+                    f"this {type(self).__name__} holds state for {name_of.get(key, key)!s} "
+                    f"but the network's update has {[name_of.get(k, k) for k in params]}; "
+                    f"{hint}"
+                )
+            what = name_of.get(key, key)
+            for name, v in slot.items():
+                same = (type(v) is type(W) and tuple(v.shape) == tuple(W.shape)
+                        and v.dtype == W.dtype and str(v.device) == str(W.device))
+                if not same:
+                    raise InputError(
+                        f"this {type(self).__name__} holds state {name!r} for {what} of "
+                        f"shape {tuple(v.shape)}, {v.dtype} on {v.device} "
+                        f"({type(v).__module__}), but the network's is {tuple(W.shape)}, "
+                        f"{W.dtype} on {W.device}; {hint}"
+                    )
+                if name != "scratch":
+                    xp = array_namespace(v)
+                    if not bool(xp.all(xp.isfinite(v))):
+                        raise InputError(
+                            f"this {type(self).__name__}'s state {name!r} for {what} holds "
+                            f"NaN or inf (left by a diverged run?); {hint}"
+                        )
+
     def reset(self) -> None:
         """Forget the state (moments and step count)."""
         self.t = 0

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from deepnet.backend import to_numpy
+from deepnet.backend import DTYPE_NAMES, resolve_dtype_name, to_numpy
 from deepnet.errors import BackendError, CheckpointError, DeepNetError
 from deepnet.network import DeepNet
 
@@ -67,6 +67,34 @@ def _contents(net: DeepNet) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _path(path: Any, action: str) -> Path:
+    """``path`` as a ``Path``; anything that is not a file name is refused."""
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        raise CheckpointError(
+            f"cannot {action} a checkpoint: the path must be a str or os.PathLike; got "
+            f"{type(path).__name__}"
+        ) from None
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text or "\x00" in text:
+        raise CheckpointError(
+            f"cannot {action} a checkpoint: {text!r} is not a valid file name"
+        )
+    return Path(text)
+
+
+def _kind(path: Path, action: str) -> str:
+    """``"file"``, ``"dir"`` or ``"missing"``; an unusable name is a CheckpointError."""
+    try:
+        if path.is_dir():
+            return "dir"
+        return "file" if path.exists() else "missing"
+    except OSError as exc:  # a name too long, a permission denied on the way
+        raise CheckpointError(f"cannot {action} a checkpoint at {str(path)!r}: {exc}") from exc
+
+
 def save(net: DeepNet, path: str | os.PathLike) -> None:
     """Write ``net`` to ``path`` (exactly that name; ``.npz`` is the convention), atomically.
 
@@ -78,17 +106,23 @@ def save(net: DeepNet, path: str | os.PathLike) -> None:
     """
     if not isinstance(net, DeepNet):
         raise CheckpointError(f"save needs a deepnet.DeepNet; got {type(net).__name__}")
-    path = Path(os.fspath(path))
+    path = _path(path, "save")
     directory = path.parent
-    if not directory.is_dir():
+    if _kind(directory, "save") != "dir":
         raise CheckpointError(
             f"cannot save a checkpoint to {str(path)!r}: the directory {str(directory)!r} "
             "does not exist (create it first)"
         )
-    if path.is_dir():
+    if _kind(path, "save") == "dir":
         raise CheckpointError(f"cannot save a checkpoint to {str(path)!r}: it is a directory")
     arrays = _contents(net)  # everything read from the device before the file is touched
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:  # a read-only directory, a name too long, no space for inodes
+        raise CheckpointError(
+            f"could not write the checkpoint {str(path)!r} ({exc}); any previous file "
+            "there is unchanged"
+        ) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -99,12 +133,12 @@ def save(net: DeepNet, path: str | os.PathLike) -> None:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(exc, OSError):
+        if isinstance(exc, Exception):  # OSError, or a failure inside the writer
             raise CheckpointError(
-                f"could not write the checkpoint {str(path)!r} ({exc}); any previous file "
-                "there is unchanged"
+                f"could not write the checkpoint {str(path)!r} ({type(exc).__name__}: {exc});"
+                " any previous file there is unchanged"
             ) from exc
-        raise
+        raise  # KeyboardInterrupt, SystemExit: the temporary file is gone, the old kept
     _fsync_directory(directory)
 
 
@@ -152,11 +186,14 @@ def load(
     CheckpointError
         For a missing, truncated, foreign, newer or mismatched file.
     """
-    path = Path(os.fspath(path))
+    path = _path(path, "load")
     where = str(path)
-    if not path.exists():
+    if dtype is not None:
+        dtype = resolve_dtype_name(dtype)  # the caller's argument: an InputError if wrong
+    kind = _kind(path, "load")
+    if kind == "missing":
         raise CheckpointError(f"no checkpoint at {where!r}: the file does not exist")
-    if path.is_dir():
+    if kind == "dir":
         raise CheckpointError(f"{where!r} is a directory, not a checkpoint file")
     entries = _read(path)
     fmt = entries.get("__format__")
@@ -199,7 +236,9 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             f"({size} bytes)"
         )
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        # open the file here: np.load(path) leaks its own handle when the zip directory is
+        # damaged (NpzFile raises after np.load has let go of the file)
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise CheckpointError(
@@ -250,7 +289,28 @@ def _config(entries: dict[str, np.ndarray], where: str) -> dict[str, Any]:
             f"{where!r}: layer_dims must be a list of at least two positive integers; "
             f"got {dims!r}"
         )
+    if config["dtype"] not in DTYPE_NAMES:
+        raise CheckpointError(
+            f"{where!r}: the saved dtype must be one of {', '.join(DTYPE_NAMES)}; got "
+            f"{config['dtype']!r}"
+        )
     return config
+
+
+_HISTORY_LISTS = ("cost", "val_cost", "accuracy", "val_accuracy", "time", "learning_rate")
+
+
+def _history_ok(data: dict) -> bool:
+    for key in _HISTORY_LISTS:
+        values = data.get(key, [])
+        if not isinstance(values, list) or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                for v in values):
+            return False
+    best = data.get("best_epoch")
+    return ((best is None or (isinstance(best, int) and not isinstance(best, bool)))
+            and isinstance(data.get("monitor", "cost"), str)
+            and isinstance(data.get("stopped_early", False), bool))
 
 
 def _history(entries: dict[str, np.ndarray], where: str) -> Any:
@@ -261,8 +321,11 @@ def _history(entries: dict[str, np.ndarray], where: str) -> Any:
         return None
     from deepnet.training import History
 
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{where!r}: 'history' must be a JSON object or null")
+    if not isinstance(data, dict) or not _history_ok(data):
+        raise CheckpointError(
+            f"{where!r}: 'history' must be a JSON object of per-epoch number lists "
+            "(cost, val_cost, ...), or null"
+        )
     try:
         return History.from_dict(data)
     except TypeError as exc:

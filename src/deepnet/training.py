@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 from deepnet import checks
@@ -79,6 +79,8 @@ class History:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> History:
         """The inverse of :meth:`to_dict`; unknown keys are ignored."""
+        if not isinstance(data, Mapping):
+            raise InputError(f"History.from_dict needs a mapping; got {type(data).__name__}")
         names = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -135,8 +137,8 @@ def _check_early_stopping(early_stopping: Any) -> EarlyStopping | None:
         return None
     if isinstance(early_stopping, EarlyStopping):
         return early_stopping
-    if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
-        return EarlyStopping(patience=early_stopping)
+    if isinstance(early_stopping, Integral) and not isinstance(early_stopping, bool):
+        return EarlyStopping(patience=int(early_stopping))
     raise InputError(
         "early_stopping must be None, a patience (int) or deepnet.EarlyStopping(...); "
         f"got {early_stopping!r}"
@@ -184,6 +186,28 @@ def _restore(net: DeepNet, saved: Mapping[str, Array]) -> None:
     """Write ``saved`` back into the live parameter arrays, in place."""
     for key, value in saved.items():
         net._params[key][...] = value
+
+
+def _opt_snapshot(opt: _optimizers.Optimizer, xp: Any) -> tuple:
+    """The optimizer's step count and moments (device copies; scratch buffers left out)."""
+    state = {key: {name: xp.asarray(v, copy=True) for name, v in slot.items()
+                   if name != "scratch"}
+             for key, slot in opt.state.items()}
+    return opt.t, state
+
+
+def _opt_restore(opt: _optimizers.Optimizer, snapshot: tuple) -> None:
+    """Put back what :func:`_opt_snapshot` saved; moments made since are dropped."""
+    opt.t, saved = snapshot
+    for key in list(opt.state):
+        slot = opt.state[key]
+        for name in list(slot):
+            if name == "scratch":
+                continue
+            if key in saved and name in saved[key]:
+                slot[name][...] = saved[key][name]
+            else:
+                del slot[name]
 
 
 def _all_finite(params: Mapping[str, Array], xp: Any) -> Array:
@@ -315,20 +339,27 @@ def fit(
         _check_monitor(monitor, validation=has_val, classifier=classifier,
                        accuracy=train_accuracy)
     rng = net._rng if seed is None else host_rng(seed)
+    if isinstance(optimizer, str) and optimizer.lower() not in _optimizers.OPTIMIZERS:
+        raise InputError(
+            f"unknown optimizer {checks._short(optimizer)}; expected one of "
+            f"{', '.join(_optimizers.OPTIMIZERS)} or a deepnet.optimizers.Optimizer"
+        )
     if not isinstance(optimizer, (str, _optimizers.Optimizer)):
         raise InputError(
             f"optimizer must be a name ({', '.join(_optimizers.OPTIMIZERS)}) or a "
-            f"deepnet.optimizers.Optimizer; got {optimizer!r}"
+            f"deepnet.optimizers.Optimizer; got {checks._short(optimizer)}"
         )
+    if isinstance(optimizer, _optimizers.Optimizer):
+        optimizer.check_state(net._update_targets())
 
     X = net._check_X(X)
     Y = net._check_Y(Y, X.shape[1])
     if isinstance(validation, tuple):
         X_val = net._check_X(validation[0], "X_val")
         Y_val = net._check_Y(validation[1], X_val.shape[1], "Y_val")
-    opt = _optimizers.get(optimizer, learning_rate)
     if isinstance(validation, float):
         X, Y, X_val, Y_val = _split(net, X, Y, validation, rng)
+    opt = _optimizers.get(optimizer, learning_rate)  # last: it sets an object's α
 
     loop = _Loop(net, X, Y, opt, batch_size, rng, train_accuracy)
     if has_val:
@@ -396,15 +427,17 @@ class _Loop:
         best = math.inf
         best_params = None  # None while the best epoch's parameters are the live ones
         # start_params: a device copy of the parameters at the epoch's start, i.e. the
-        # last completed epoch's; it is never live, so it can also serve as best_params
+        # last completed epoch's; it is never live, so it can also serve as best_params.
+        # start_opt: the optimizer's step count and moments then, put back with them.
         wait = 0
-        start_params = None
+        start_params = start_opt = None
         in_epoch = False
         try:
             for epoch in range(epochs):
                 self.opt.set_epoch(epoch)
                 t0 = time.perf_counter()
                 start_params = _copy(net._params, xp)
+                start_opt = _opt_snapshot(self.opt, xp)
                 in_epoch = True  # from here on an interruption puts start_params back
                 if history.best_epoch == epoch - 1 and best_params is None and epoch > 0:
                     best_params = start_params  # the best epoch's end = this epoch's start
@@ -413,6 +446,7 @@ class _Loop:
                 seconds = time.perf_counter() - t0
                 if not (math.isfinite(float(host[0])) and float(host[1]) == 1.0):
                     _restore(net, start_params)
+                    _opt_restore(self.opt, start_opt)
                     in_epoch = False
                     raise self._divergence(epoch, epochs, float(host[0]))
                 in_epoch = False
@@ -441,6 +475,7 @@ class _Loop:
         except BaseException:
             if in_epoch and start_params is not None:
                 _restore(net, start_params)
+                _opt_restore(self.opt, start_opt)
             raise
         finally:
             if bar is not None:
