@@ -295,16 +295,24 @@ class DeepNet:
         return self._backward(AL, Y, caches)
 
     def _backward(
-        self, AL: Array, Y: Array, caches: Caches, ws: Workspace | None = None
+        self, AL: Array, Y: Array, caches: Caches, ws: Workspace | None = None,
+        scale: float = 1.0,
     ) -> dict[str, Array]:
-        """The backward pass on checked inputs; with ``ws``, into its buffers."""
+        """The backward pass on checked inputs; with ``ws``, into its buffers.
+
+        The ``1/m`` of every ``dW[l]`` and ``db[l]`` is folded into ``dZ[L]`` once (an
+        ``(nL, m)`` array, small) rather than applied to each ``dW`` (``n[l]·n[l-1]``
+        numbers each). ``scale`` multiplies every gradient the same way: a training step
+        with plain GD passes its ``α`` so that the update is one pass, ``W -= dW``.
+        """
         grads = {}
         m = AL.shape[1]
         L = self.L
         dZ = losses.output_dZ(AL, Y)
+        dZ *= scale / m
         buffers = ws.layer(L) if ws is not None else layers.NO_BUFFERS
         dA, dW, db = layers.linear_backward(
-            dZ, caches[-1][0][0], buffers=buffers, need_dA_prev=L > 1
+            dZ, caches[-1][0][0], buffers=buffers, need_dA_prev=L > 1, divide_by=1
         )
         grads[f"dW{L}"], grads[f"db{L}"] = dW, db
         for l in range(L - 1, 0, -1):
@@ -316,12 +324,13 @@ class DeepNet:
                     dA = dA * D
             buffers = ws.layer(l) if ws is not None else layers.NO_BUFFERS
             dA, dW, db = layers.dense_backward(
-                dA, cache, self.hidden[l - 1], buffers=buffers, need_dA_prev=l > 1
+                dA, cache, self.hidden[l - 1], buffers=buffers, need_dA_prev=l > 1,
+                divide_by=1,
             )
             grads[f"dW{l}"], grads[f"db{l}"] = dW, db
         if self.l2 > 0.0:
             for l in range(1, L + 1):
-                decay = self._params[f"W{l}"] * (self.l2 / m)
+                decay = self._params[f"W{l}"] * (scale * self.l2 / m)
                 grads[f"dW{l}"] += decay
         return {k: grads[k] for k in self._grad_keys()}
 

@@ -130,6 +130,20 @@ class Optimizer:
     def _update(self, key: str, W: Array, dW: Array) -> None:
         raise NotImplementedError
 
+    def prescale(self) -> float | None:
+        """``c`` where the update is exactly ``W -= c · dW`` (GD: ``α``), else ``None``.
+
+        A training step can then have the backward pass deliver ``c · dW`` directly and
+        call :meth:`step_prescaled`, one pass over each ``W`` instead of two.
+        """
+        return None
+
+    def step_prescaled(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> None:
+        """``W -= dW`` for gradients that already carry :meth:`prescale`'s factor."""
+        self.t += 1
+        for key, W in params.items():
+            W -= grads["d" + key]
+
     def _zeros(self, key: str, name: str, like: Array) -> Array:
         slot = self.state.setdefault(key, {})
         if name not in slot:
@@ -205,6 +219,9 @@ class GD(Optimizer):
 
     def _update(self, key: str, W: Array, dW: Array) -> None:
         W -= into(self._scratch(key, W), "multiply", dW, self.alpha)
+
+    def prescale(self) -> float:
+        return self.alpha
 
 
 class Momentum(Optimizer):

@@ -21,10 +21,15 @@ def train_step(net: DeepNet, X: Array, Y: Array, optimizer: Optimizer) -> Array:
     ws = net._workspace(X.shape[1])
     AL, caches = net._forward(X, training=True, ws=ws)
     J = net._cost(AL, Y, caches)
-    grads = net._backward(AL, Y, caches, ws=ws)
+    c = optimizer.prescale()
+    grads = net._backward(AL, Y, caches, ws=ws, scale=1.0 if c is None else c)
     if ws is not None and net._flat is not None:
         # the gradients were written into views of one flat array: one update for all
-        optimizer.step(net._update_targets(), {"dparams": ws.grads_flat})
+        targets, grads = net._update_targets(), {"dparams": ws.grads_flat}
     else:
-        optimizer.step(net._params, grads)
+        targets = net._params
+    if c is None:
+        optimizer.step(targets, grads)
+    else:
+        optimizer.step_prescaled(targets, grads)  # GD: W -= α dW, with α already in dW
     return J
