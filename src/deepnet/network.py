@@ -151,12 +151,7 @@ class DeepNet:
 
     def param_shapes(self) -> dict[str, tuple[int, int]]:
         """The notes' shapes: ``W[l] (n[l], n[l-1])``, ``b[l] (n[l], 1)``."""
-        dims = self.layer_dims
-        shapes = {}
-        for l in range(1, self.L + 1):
-            shapes[f"W{l}"] = (dims[l], dims[l - 1])
-            shapes[f"b{l}"] = (dims[l], 1)
-        return shapes
+        return parameter_shapes(self.layer_dims)
 
     def set_params(self, params: Mapping[str, Any]) -> None:
         """Replace every parameter; arrays of any library, checked before any is changed."""
@@ -448,6 +443,15 @@ class Workspace:
     def layer(self, l: int) -> layers.Buffers:
         """Layer ``l``'s buffers."""
         return self._layers[l]
+
+
+def parameter_shapes(layer_dims: Sequence[int]) -> dict[str, tuple[int, int]]:
+    """``{"W1": (n1, n0), "b1": (n1, 1), ...}`` for ``layer_dims = [n0, ..., nL]``."""
+    shapes = {}
+    for l in range(1, len(layer_dims)):
+        shapes[f"W{l}"] = (layer_dims[l], layer_dims[l - 1])
+        shapes[f"b{l}"] = (layer_dims[l], 1)
+    return shapes
 
 
 def _flat_views(net: DeepNet, shapes: dict[str, tuple[int, int]]) -> tuple[Array, dict]:

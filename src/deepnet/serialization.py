@@ -32,7 +32,7 @@ import numpy as np
 
 from deepnet.backend import DTYPE_NAMES, resolve_dtype_name, to_numpy
 from deepnet.errors import BackendError, CheckpointError, DeepNetError
-from deepnet.network import DeepNet
+from deepnet.network import DeepNet, parameter_shapes
 
 FORMAT_NAME = "deepnet-checkpoint"
 FORMAT_VERSION = 1
@@ -335,10 +335,7 @@ def _history(entries: dict[str, np.ndarray], where: str) -> Any:
 def _params(entries: dict[str, np.ndarray], config: dict[str, Any],
             where: str) -> dict[str, np.ndarray]:
     dims = config["layer_dims"]
-    expected = {}
-    for l in range(1, len(dims)):
-        expected[f"W{l}"] = (dims[l], dims[l - 1])
-        expected[f"b{l}"] = (dims[l], 1)
+    expected = parameter_shapes(dims)
     missing = [k for k in expected if k not in entries]
     extra = [k for k in entries if k not in expected and k not in _META_KEYS]
     if missing or extra:
