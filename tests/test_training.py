@@ -499,3 +499,36 @@ def test_fit_function_and_method_agree():
     assert ha.cost == hb.cost
     with pytest.raises(dn.InputError, match=r"fit needs a deepnet\.DeepNet"):
         dn.fit("net", X, Y, 1)
+
+
+def test_the_cheap_finiteness_flag_is_settled_exactly_when_a_sum_overflows(backend):
+    """The per-epoch flag sums each parameter; an overflow of finite values is not NaN."""
+    from deepnet.training import _all_finite, _exactly_finite
+
+    xp = backend.xp
+    big = {"W1": backend.asarray(np.full((2, 2), 3e38), backend.dtype("float32"))}
+    with backend.quiet_float_errors():  # fit computes the flag in this context too
+        flag = bool(_all_finite(big, xp))
+    assert _exactly_finite(big, xp)  # every value is finite, whatever the sum said
+    if not flag:  # the sum overflowed: check that it really does in float32
+        with np.errstate(over="ignore"):
+            assert dn.to_numpy(big["W1"]).sum(dtype=np.float32) == np.inf
+    bad = {"W1": backend.asarray(np.array([[1.0, np.nan]]), backend.dtype("float32"))}
+    assert not bool(_all_finite(bad, xp)) and not _exactly_finite(bad, xp)
+
+
+def test_epoch_snapshots_reuse_their_buffers_and_still_restore_the_best(backend):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2, 40))
+    Y = (X[:1] > 0).astype(float)
+    net = dn.DeepNet([2, 4, 1], backend=backend, dtype="float64", seed=1)
+    seen = []
+
+    def record(net, epoch, logs):
+        seen.append({k: dn.to_numpy(v).copy() for k, v in net.params.items()})
+
+    history = net.fit(X, Y, epochs=8, optimizer="gd", learning_rate=5.0, progress=False,
+                      early_stopping=dn.EarlyStopping(patience=8), callbacks=[record])
+    best = seen[history.best_epoch]
+    for key, value in net.params.items():
+        np.testing.assert_array_equal(dn.to_numpy(value), best[key])

@@ -178,8 +178,17 @@ def _check_monitor(monitor: str, *, validation: bool, classifier: bool, accuracy
 # -- device helpers -----------------------------------------------------------------------
 
 
-def _copy(params: Mapping[str, Array], xp: Any) -> dict[str, Array]:
-    return {k: xp.asarray(v, copy=True) for k, v in params.items()}
+def _copy(params: Mapping[str, Array], xp: Any, reuse: dict | None = None) -> dict[str, Array]:
+    """A device copy of ``params``, written into ``reuse``'s arrays when it has them.
+
+    Taken once per epoch; with ``batch_size=None`` an epoch is one step, so allocating
+    it anew each time (multi-MB arrays, page faults) cost up to half a step.
+    """
+    if reuse is None or reuse.keys() != params.keys():
+        return {k: xp.asarray(v, copy=True) for k, v in params.items()}
+    for key, value in params.items():
+        reuse[key][...] = value
+    return reuse
 
 
 def _restore(net: DeepNet, saved: Mapping[str, Array]) -> None:
@@ -188,11 +197,14 @@ def _restore(net: DeepNet, saved: Mapping[str, Array]) -> None:
         net._params[key][...] = value
 
 
-def _opt_snapshot(opt: _optimizers.Optimizer, xp: Any) -> tuple:
-    """The optimizer's step count and moments (device copies; scratch buffers left out)."""
-    state = {key: {name: xp.asarray(v, copy=True) for name, v in slot.items()
-                   if name != "scratch"}
-             for key, slot in opt.state.items()}
+def _opt_snapshot(opt: _optimizers.Optimizer, xp: Any, reuse: tuple | None = None) -> tuple:
+    """The optimizer's step count and moments (device copies; scratch buffers left out),
+    written into the arrays of an earlier snapshot ``reuse`` where they match."""
+    old = reuse[1] if reuse is not None else {}
+    state = {}
+    for key, slot in opt.state.items():
+        moments = {name: v for name, v in slot.items() if name != "scratch"}
+        state[key] = _copy(moments, xp, old.get(key))
     return opt.t, state
 
 
@@ -211,9 +223,19 @@ def _opt_restore(opt: _optimizers.Optimizer, snapshot: tuple) -> None:
 
 
 def _all_finite(params: Mapping[str, Array], xp: Any) -> Array:
-    """A 0-d boolean on the device: every parameter is finite (no read back)."""
-    flags = [xp.all(xp.isfinite(v)) for v in params.values()]
+    """A 0-d boolean on the device: probably every parameter is finite (no read back).
+
+    The sum of each parameter is finite when every value is (NaN and inf propagate):
+    one read of each, no boolean array as large as it. A sum can also overflow from
+    finite values; :func:`_exactly_finite` then settles it, on that rare path only.
+    """
+    flags = [xp.isfinite(xp.sum(v)) for v in params.values()]
     return xp.all(xp.stack(flags))
+
+
+def _exactly_finite(params: Mapping[str, Array], xp: Any) -> bool:
+    """Whether every parameter value is finite (one read back)."""
+    return all(bool(xp.all(xp.isfinite(v))) for v in params.values())
 
 
 def _accuracy(net: DeepNet, AL: Array, Y: Array) -> Array:
@@ -436,15 +458,17 @@ class _Loop:
             for epoch in range(epochs):
                 self.opt.set_epoch(epoch)
                 t0 = time.perf_counter()
-                start_params = _copy(net._params, xp)
-                start_opt = _opt_snapshot(self.opt, xp)
+                spare = start_params if start_params is not best_params else None
+                start_params = _copy(net._params, xp, reuse=spare)
+                start_opt = _opt_snapshot(self.opt, xp, reuse=start_opt)
                 in_epoch = True  # from here on an interruption puts start_params back
                 if history.best_epoch == epoch - 1 and best_params is None and epoch > 0:
                     best_params = start_params  # the best epoch's end = this epoch's start
                 with net.backend.quiet_float_errors():  # divergence is reported below
                     host = to_numpy(self._epoch())  # the one read back of this epoch
                 seconds = time.perf_counter() - t0
-                if not (math.isfinite(float(host[0])) and float(host[1]) == 1.0):
+                finite = float(host[1]) == 1.0 or _exactly_finite(net._params, xp)
+                if not (math.isfinite(float(host[0])) and finite):
                     _restore(net, start_params)
                     _opt_restore(self.opt, start_opt)
                     in_epoch = False
