@@ -1,0 +1,208 @@
+"""``deepnet.bench.sweep``: the adaptive sweep on a fake clock (deterministic: budgets,
+extra rounds, interference set aside, skipped points), and once for real on NumPy."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from deepnet.bench import grid, sweep
+from deepnet.bench.cases import Case, layer_dims, reference_target, step_flops
+from deepnet.bench.results import load_results
+from deepnet.bench.timing import Reading
+from deepnet.bench.verdicts import Criteria
+
+
+class FakeClock:
+    """Simulated time: work advances it; ``others`` cores of other processes run along."""
+
+    def __init__(self, others=lambda t: 0.0, threads: int = 2):
+        self.t = self.cpu_t = self.busy = 0.0
+        self.others, self.threads = others, threads
+
+    def now(self) -> float:
+        return self.t
+
+    def cpu(self) -> float:
+        return self.cpu_t
+
+    def sleep(self, seconds: float) -> None:
+        self.busy += seconds * self.others(self.t)
+        self.t += seconds
+
+    def work(self, seconds: float) -> None:
+        self.busy += seconds * (self.threads + self.others(self.t))
+        self.cpu_t += seconds * self.threads
+        self.t += seconds
+
+    def read(self) -> Reading:
+        return Reading(self.t, self.cpu_t, self.busy, self.cpu_t)
+
+
+def fake_build(clock: FakeClock, speedups: dict, noise: float = 0.01, seed: int = 0):
+    """A ``build`` whose cases advance the fake clock by NumPy's time ÷ the target's
+    speedup (flops at 50 GFLOP/s), with log-normal noise; floors take step ÷ 1.3."""
+    rng = np.random.default_rng(seed)
+
+    def build(config, results, n, m, dtype):
+        cases = {}
+        targets = list(config.backends)
+        if config.reference:
+            targets += list(dict.fromkeys(reference_target(t) for t in config.backends))
+        for t in targets:
+            cap = grid.width_cap(config, t)
+            if cap is not None and n > cap:
+                grid.skip(results, t, n, m, dtype, f"n > {cap}")
+                continue
+            base = max(step_flops(layer_dims(n), m) / 50e9, 1e-3)
+            s = speedups.get(t, 1.0)
+            speed = s(n, m) if callable(s) else s
+            kinds = ["step"] if t.startswith("pytorch@") else ["step", "floor"]
+            for kind in kinds:
+                true = base / speed / (1.3 if kind == "floor" else 1.0)
+                cases[(t, kind)] = Case(
+                    t, kind,
+                    lambda true=true: clock.work(true * float(np.exp(rng.normal(0, noise)))),
+                    lambda: None)
+        return cases
+
+    return build
+
+
+def _config(**kw) -> grid.Config:
+    base = {"backends": ["numpy", "torch"], "widths": [64, 256], "batches": [64, 512],
+            "dtypes": ["float32"], "reference": False, "min_time": 0.01}
+    base.update(kw)
+    return grid.Config(**base)
+
+
+def _run(config, clock, speedups, **kw):
+    return sweep.Sweep(config, clock=clock, build=fake_build(clock, speedups, **kw),
+                       machine={"hostname": "fake", "cores_usable": 2}).run()
+
+
+def test_clear_differences_settle_in_the_first_rounds():
+    clock = FakeClock()
+    results = _run(_config(time_budget=60.0), clock, {"torch": 1.5})
+    rounds = {(p["n"], p["m"]): p["rounds"] for p in results["points"]}
+    assert set(rounds.values()) == {6}  # repeat = 6, nothing left open
+    from deepnet.bench.summary import summarize
+
+    rows = summarize(results)
+    assert {r["vs_numpy"]["verdict"] for r in rows if r["target"] == "torch"} == {"faster"}
+    assert results["budget"]["sweep_s"] < 60.0
+
+
+def test_open_verdicts_get_more_rounds_within_the_budget():
+    """A true speedup of 1.08 with 3 % noise: 6 rounds cannot separate it from the ±5 %
+    band, more rounds can; the budget is never exceeded by more than a round."""
+    clock = FakeClock()
+    budget = 40.0
+    results = _run(_config(time_budget=budget, max_rounds=60), clock, {"torch": 1.08},
+                   noise=0.03)
+    total = {}
+    for p in results["points"]:
+        total[(p["n"], p["m"])] = max(total.get((p["n"], p["m"]), 0), p["rounds"])
+    assert max(total.values()) > 6
+    assert clock.t <= budget + 0.5
+    assert results["budget"]["sweep_s"] == pytest.approx(clock.t)
+
+
+def test_budget_skips_points_that_cannot_fit_and_says_so():
+    clock = FakeClock()
+    config = _config(widths=[64, 256, 2048], batches=[512], time_budget=6.0)
+    results = _run(config, clock, {"torch": 1.5})
+    skipped = [s for s in results["skipped"] if s["n"] == 2048]
+    assert skipped and all("time budget of 6 s" in s["reason"] for s in skipped)
+    assert not [s for s in results["samples"] if s["n"] == 2048]
+    assert clock.t <= 6.0 + 0.5
+
+
+def test_report_reserve_comes_off_the_budget():
+    clock = FakeClock()
+    results = _run(_config(time_budget=20.0, report_reserve=5.0, max_rounds=200), clock,
+                   {"torch": 1.05}, noise=0.05)
+    assert results["budget"]["deadline_s"] == 15.0
+    assert clock.t <= 15.5
+
+
+def test_rounds_with_interference_are_set_aside_and_retaken():
+    """Other processes take a full core during the first 0.1 s: those rounds are set aside;
+    the sweep measures more rounds so that enough clean ones remain."""
+    clock = FakeClock(others=lambda t: 1.0 if t < 0.1 else 0.0)
+    results = _run(_config(widths=[64], batches=[512], time_budget=60.0), clock,
+                   {"torch": 1.5})
+    from deepnet.bench.summary import summarize
+
+    (row,) = [r for r in summarize(results) if r["target"] == "torch"]
+    assert row["rounds_set_aside"] > 0
+    assert row["rounds"] >= 6 and row["vs_numpy"]["verdict"] == "faster"
+    assert not row["flags"]
+
+
+def test_persistent_interference_leaves_no_verdict():
+    clock = FakeClock(others=lambda t: 1.0)
+    results = _run(_config(time_budget=20.0), clock, {"torch": 1.5})
+    from deepnet.bench.summary import summarize
+
+    for row in summarize(results):
+        v = row["vs_numpy"]
+        assert v is None or v["verdict"] == "unreliable"
+        assert any(f.startswith("interference") for f in row["flags"])
+
+
+def test_rounds_group_cases_by_library_and_wait_only_at_a_change():
+    clock = FakeClock()
+    config = _config(widths=[64], batches=[64], reference=True, time_budget=None,
+                     max_rounds=6)
+    s = sweep.Sweep(config, clock=clock, build=fake_build(clock, {"torch": 1.5}),
+                    machine={})
+    results = s.run()
+    first_round = [x for x in results["samples"] if x["round"] == 0]
+    libs = [x["target"].replace("pytorch@cpu", "torch") for x in first_round]
+    assert libs == sorted(libs, key=libs.index)  # each library's samples together
+    assert {x["target"] for x in first_round} == {"numpy", "torch", "pytorch@cpu"}
+    # 6 rounds, 2 libraries: at most 2 waits per round, each a few ms on the fake clock
+    assert results["waits_s"] < 6 * 2 * 0.2
+
+
+def test_max_width_caps_and_extra_points():
+    clock = FakeClock()
+    config = _config(widths=[4, 8], batches=[2], max_width={"torch": 4}, extra_points=((4, 3),),
+                     time_budget=None, max_rounds=6)
+    results = _run(config, clock, {"torch": 1.5})
+    points = sorted({(s["target"], s["n"], s["m"]) for s in results["samples"]})
+    assert ("torch", 8, 2) not in points and ("numpy", 8, 2) in points
+    assert ("torch", 4, 3) in points
+    assert [(s["target"], s["n"]) for s in results["skipped"]] == [("torch", 8)]
+
+
+def test_free_device_memory_leaves_an_unusable_cupy_alone(monkeypatch):
+    """CuPy imported but never run (no device): its pool is not touched."""
+    calls = []
+    pool = types.SimpleNamespace(free_all_blocks=lambda: calls.append("freed"))
+    fake = types.SimpleNamespace(get_default_memory_pool=lambda: pool)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    sweep._free_device_memory(set())
+    assert calls == []
+    sweep._free_device_memory({"cupy"})
+    assert calls == ["freed"]
+
+
+def test_a_real_sweep_on_numpy_writes_as_it_goes(tmp_path):
+    config = grid.Config(backends=["numpy"], widths=[4, 8], batches=[2], dtypes=["float64"],
+                         repeat=3, max_rounds=3, reference=False, pause=0.0, min_time=1e-4,
+                         criteria=Criteria())
+    results = sweep.run_sweep(config, progress=False, out=tmp_path)
+    got = sorted((s["n"], s["case"], s["round"]) for s in results["samples"])
+    assert got == sorted((n, c, r) for n in (4, 8) for c in ("step", "floor") for r in range(3))
+    for s in results["samples"]:
+        assert s["seconds"] > 0 and s["cpu_s"] >= 0 and s["inner"] >= 1
+        assert s["others_s"] is None or s["others_s"] >= 0
+    saved = load_results(tmp_path)
+    assert saved["samples"] == json.loads(json.dumps(results["samples"]))
+    assert saved["config"]["criteria"]["band"] == 0.05
