@@ -21,6 +21,7 @@ import datetime
 import gc
 import math
 import os
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -218,6 +219,7 @@ class Sweep:
         target = None if rounds is None else done + rounds
         visit_no = sum(1 for p in results["points"] if (p["dtype"], p["n"], p["m"]) == job)
         began = self.clock.now()
+        seen: dict[Key, list[float]] = {}
         while cases and (target is None or done < target) and done < cfg.max_rounds:
             estimate = self.round_cost.get(job, self._estimate(job, list(cases)))
             if estimate > self._left(until) or estimate > self._left(self.deadline):
@@ -238,11 +240,13 @@ class Sweep:
                     "round": done, "visit": visit_no, "seconds": timing.seconds,
                     "cpu_s": timing.cpu_s, "others_s": timing.others_s,
                     "inner": self.inner[(job, key)], "t": self.clock.now() - self.start})
-                self.speed[key] = step_flops(layer_dims(n), m) / max(timing.seconds, 1e-12)
+                seen.setdefault(key, []).append(timing.seconds)
             spent = self.clock.now() - t0
             self.round_cost[job] = max(spent, 0.8 * self.round_cost.get(job, spent))
             done += 1
         self.rounds[job] = done
+        for key, times in seen.items():  # the median: one disturbed sample must not decide
+            self.speed[key] = step_flops(layer_dims(n), m) / max(statistics.median(times), 1e-12)
         results["points"].append({
             "dtype": dtype, "n": n, "m": m, "visit": visit_no, "rounds": done,
             "spent_s": self.clock.now() - began,
@@ -290,7 +294,7 @@ class Sweep:
         for job in bar:
             dtype, n, m = job
             bar.set_postfix_str(f"{dtype} n={n} m={m}")
-            need = (self._estimate(job) * (cfg.repeat + 1))
+            need = self._estimate(job) * (cfg.repeat + 2)  # + calibration: ~2 calls a case
             if need > self._left(self.deadline):
                 for t in results["targets"]:
                     skip(results, t, n, m, dtype,
