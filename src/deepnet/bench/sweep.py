@@ -296,7 +296,7 @@ class Sweep:
             bar.set_postfix_str(f"{dtype} n={n} m={m}")
             need = self._estimate(job) * (cfg.repeat + 2)  # + calibration: ~2 calls a case
             if need > self._left(self.deadline):
-                for t in results["targets"]:
+                for t in (t for t in results["targets"] if not self._capped(t, n)):
                     skip(results, t, n, m, dtype,
                           f"time budget of {cfg.time_budget:g} s: this point needs about "
                           f"{need:.0f} s, {max(0.0, self._left(self.deadline)):.0f} s left")
