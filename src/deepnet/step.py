@@ -9,11 +9,11 @@ batch size (``DeepNet._workspace``): the same kernels, no per-step allocations.
 from __future__ import annotations
 
 from deepnet.backend import Array
-from deepnet.network import DeepNet
+from deepnet.model import Model
 from deepnet.optimizers import Optimizer
 
 
-def train_step(net: DeepNet, X: Array, Y: Array, optimizer: Optimizer) -> Array:
+def train_step(net: Model, X: Array, Y: Array, optimizer: Optimizer) -> Array:
     """Forward (with dropout), cost from the logits, backward, in-place update.
 
     Returns the cost of the batch *before* the update, as a 0-d device array.
