@@ -115,10 +115,15 @@ class Optimizer:
         self.schedule = get_schedule(schedule)
         self.alpha = self.learning_rate
         self.t = 0  # number of updates made
+        self.epochs = 0  # number of epochs completed, over every fit this optimizer ran
         self.state: dict[str, dict[str, Array]] = {}
 
     def set_epoch(self, epoch: int) -> None:
-        """Set α for ``epoch`` (0-based) from the schedule."""
+        """Set α for ``epoch`` (0-based, counted over every fit) from the schedule.
+
+        ``fit`` calls it with :attr:`epochs`, so an optimizer object passed to a second
+        ``fit`` continues its schedule where the first left it.
+        """
         self.alpha = self.schedule(self.learning_rate, epoch)
 
     def step(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> None:
@@ -200,8 +205,9 @@ class Optimizer:
                         )
 
     def reset(self) -> None:
-        """Forget the state (moments and step count)."""
+        """Forget the state (moments, step and epoch counts)."""
         self.t = 0
+        self.epochs = 0
         self.state = {}
 
     def hyperparameters(self) -> dict[str, Any]:
