@@ -83,7 +83,8 @@ class Table:
 def memmap_file(x: Any) -> str | None:
     """The file behind a NumPy memory map (or a view of one); ``None`` for other arrays."""
     if isinstance(x, np.memmap):
-        return getattr(x, "filename", None) or "<memory map>"
+        name = getattr(x, "filename", None)
+        return str(name) if name else "<memory map>"
     return None
 
 
