@@ -135,7 +135,7 @@ def fit(
                        metrics=bool(train_metrics))
     _check_optimizer(optimizer)
     if isinstance(optimizer, _optimizers.Optimizer):
-        optimizer.check_state(net._update_targets())
+        optimizer.check_state(net._update_targets(), net.param_shapes())
     rng = net._rng if seed is None else host_rng(seed)
     rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
     if not checks.parameters_finite(net):
@@ -164,6 +164,7 @@ def fit(
     if comm is not None:
         comm.agree_fit(net, Xt, Yt, val, batch_size, seed, rng)
     opt = _optimizers.get(optimizer, learning_rate)  # last: it sets an object's α
+    opt.bind(net.param_shapes())
 
     loaders = dict(dtype=net.dtype, rank=rank, size=size, prefetch=prefetch)
     train = Loader(net.backend, Xt, Yt, **loaders)
