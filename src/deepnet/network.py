@@ -28,7 +28,7 @@ class DeepNet(Model):
         self,
         X: Any,
         Y: Any,
-        epochs: int = 100,
+        epochs: int = 200,
         batch_size: int | str | None = "auto",
         optimizer: str | Optimizer = "adam",
         learning_rate: float | None = None,
@@ -45,7 +45,9 @@ class DeepNet(Model):
         """Train the network in place on ``X (n0, m)`` and ``Y``; return the history.
 
         The defaults learn: Adam with its own α = 1e-3, mini-batches of ``min(200, m)``
-        examples, 100 epochs. The notes' full-batch gradient descent is
+        examples, 200 epochs — scikit-learn's MLP defaults, which reach 0.98 test
+        accuracy on the bundled digits and 0.92-1.00 on the 2-D sets (measured by
+        ``benchmarks/default_fit.py``). The notes' full-batch gradient descent is
         ``fit(X, Y, epochs=..., batch_size=None, optimizer="gd", learning_rate=α)``.
 
         Parameters

@@ -101,7 +101,7 @@ def fit(
     net: Model,
     X: Any,
     Y: Any,
-    epochs: int = 100,
+    epochs: int = 200,
     batch_size: int | str | None = "auto",
     optimizer: str | _optimizers.Optimizer = "adam",
     learning_rate: float | None = None,
