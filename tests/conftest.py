@@ -38,11 +38,38 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+GPU_BACKENDS = ("torch:cuda", "cupy")
+#: GPU backend id -> why it is not collected here (filled when no GPU is present)
+NOT_COLLECTED: dict[str, str] = {}
+
+
+def _gpu_reason(backend_id: str) -> str | None:
+    """Why the GPU backend ``backend_id`` cannot run here, or ``None`` where it can."""
+    name, device = ALL_BACKENDS[backend_id]
+    try:
+        dn.get_backend(name, device)
+    except dn.BackendError as exc:
+        return str(exc)
+    return None
+
+
 def selected_backends() -> list[str]:
-    """The backend ids ``DEEPNET_TEST_BACKENDS`` asks for (default: all of them)."""
+    """The backend ids ``DEEPNET_TEST_BACKENDS`` asks for (default: all of them).
+
+    By default the GPU backends are collected only where they can run: on a CPU machine
+    they would add one SKIPPED line per test. The terminal summary says which were left
+    out and why. A GPU backend named in ``DEEPNET_TEST_BACKENDS`` is always collected
+    (and skipped with its reason where it cannot run).
+    """
     wanted = os.environ.get("DEEPNET_TEST_BACKENDS", "").strip()
     if not wanted:
-        return list(ALL_BACKENDS)
+        ids = list(ALL_BACKENDS)
+        for gpu in GPU_BACKENDS:
+            reason = _gpu_reason(gpu)
+            if reason is not None:
+                NOT_COLLECTED[gpu] = reason
+                ids.remove(gpu)
+        return ids
     ids = [w.strip() for w in wanted.split(",") if w.strip()]
     unknown = [i for i in ids if i not in ALL_BACKENDS]
     if unknown:
@@ -92,3 +119,47 @@ def assert_on_backend(x, backend, shape=None, dtype_name=None) -> np.ndarray:
     if dtype_name is not None:
         assert x.dtype == backend.dtype(dtype_name), (x.dtype, dtype_name)
     return dn.to_numpy(x)
+
+
+# -- the summary: what ran on each backend, and which GPU backends were not collected ----
+
+_OUTCOMES: dict[str, dict[str, int]] = {}
+_BACKEND_OF: dict[str, str] = {}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "backend" in callspec.params:
+            _BACKEND_OF[item.nodeid] = callspec.params["backend"]
+
+
+def _backend_in_id(nodeid: str) -> str | None:
+    """The backend id among a test id's parameters (under xdist the controller does not
+    collect, so it reads the id)."""
+    if nodeid in _BACKEND_OF:
+        return _BACKEND_OF[nodeid]
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return None
+    parts = nodeid[nodeid.index("[") + 1 : -1].split("-")
+    return next((p for p in parts if p in ALL_BACKENDS), None)
+
+
+def pytest_runtest_logreport(report) -> None:
+    backend_id = _backend_in_id(report.nodeid)
+    if backend_id is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        counts = _OUTCOMES.setdefault(backend_id, {})
+        counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _OUTCOMES:
+        parts = []
+        for backend_id, counts in sorted(_OUTCOMES.items()):
+            shown = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            parts.append(f"{backend_id}: {shown}")
+        terminalreporter.write_line("backend-parametrized tests — " + "; ".join(parts))
+    for backend_id, reason in NOT_COLLECTED.items():
+        terminalreporter.write_line(f"{backend_id} not collected: {reason}")

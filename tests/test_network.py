@@ -679,3 +679,19 @@ def test_cpu_device_array_refused_by_a_device1_network():
         net.cost(AL, cpu.asarray(np.ones((1, 2))), caches)
     with _raises(dn.InputError, "W1", "CPU_DEVICE", "net.to"):
         net.set_params({k: cpu.asarray(np.ones(s)) for k, s in net.param_shapes().items()})
+
+
+def test_a_network_pickles_onto_its_own_backend(backend, rng):
+    import pickle
+
+    net = dn.DeepNet([3, 5, 2], hidden="tanh", output="softmax", seed=4, backend=backend,
+                     dtype="float64")
+    X = rng.standard_normal((3, 7))
+    net.fit(X, rng.integers(0, 2, 7), epochs=2, batch_size=3, progress=False)
+    twin = pickle.loads(pickle.dumps(net))
+    assert type(twin) is dn.DeepNet and twin.backend is net.backend
+    assert twin.config() == net.config() and twin.history.cost == net.history.cost
+    for key, value in net.params.items():
+        np.testing.assert_array_equal(dn.to_numpy(twin.params[key]), dn.to_numpy(value))
+    # the RNG travels too: the next dropout mask or shuffle is the same
+    assert twin._rng.random() == net._rng.random()

@@ -42,6 +42,7 @@ import pytest
 from conftest import assert_on_backend, tolerance
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
+from test_gradcheck import step_for
 
 import deepnet as dn
 
@@ -282,7 +283,9 @@ def test_gradient_check_passes(backend, problem):
     net = problem.net(backend)
     X, Y, _ = problem.data()
     assume(_min_kinked_margin(problem, net, X) > 1e-4)  # see the module's docstring
-    difference = dn.gradient_check(net, X, Y)
+    epsilon = step_for(net, X, Y)  # a saturated output: a larger step, or no check at all
+    assume(epsilon is not None)
+    difference = dn.gradient_check(net, X, Y, epsilon=epsilon)
     note(f"relative difference {difference:.3g}")
     assert difference < 1e-7
     COUNTS["gradient check < 1e-7"] += 1

@@ -24,10 +24,11 @@ from deepnet.errors import (
     ShapeError,
 )
 from deepnet.gradcheck import gradient_check
+from deepnet.history import EarlyStopping, History, StopTraining
 from deepnet.layers import dense_backward, dense_forward, linear_backward, linear_forward
-from deepnet.network import DeepNet
-from deepnet.serialization import load, save
-from deepnet.training import EarlyStopping, History, StopTraining, fit
+from deepnet.network import DeepNet, load
+from deepnet.serialization import save
+from deepnet.training import fit
 
 __version__ = "0.1.0"
 

@@ -12,10 +12,10 @@ import math
 from typing import Any
 
 from deepnet.backend import to_numpy
-from deepnet.network import DeepNet
+from deepnet.model import Model
 
 
-def gradient_check(net: DeepNet, X: Any, Y: Any, epsilon: float = 1e-7) -> float:
+def gradient_check(net: Model, X: Any, Y: Any, epsilon: float = 1e-7) -> float:
     """Relative difference ``‖g − g_num‖ / (‖g‖ + ‖g_num‖)`` over every parameter.
 
     ``g`` is :meth:`DeepNet.backward`'s gradient (L2 term included) and ``g_num`` the
@@ -25,10 +25,10 @@ def gradient_check(net: DeepNet, X: Any, Y: Any, epsilon: float = 1e-7) -> float
     from deepnet.checks import real_number
     from deepnet.errors import InputError
 
-    if not isinstance(net, DeepNet):
+    if not isinstance(net, Model):
         raise InputError(f"gradient_check needs a deepnet.DeepNet; got {type(net).__name__}")
     epsilon = real_number(epsilon, "epsilon", low=0.0, high=1.0, low_open=True)
-    twin = DeepNet(
+    twin = type(net)(
         net.layer_dims, hidden=net.hidden, output=net.output, init=net.init, l2=net.l2,
         keep_prob=1.0, dtype="float64", seed=0, backend=net.backend,
     )

@@ -25,14 +25,16 @@ import math
 import os
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deepnet.backend import DTYPE_NAMES, resolve_dtype_name, to_numpy
-from deepnet.errors import BackendError, CheckpointError, DeepNetError
-from deepnet.network import DeepNet, parameter_shapes
+from deepnet.backend import DTYPE_NAMES, to_numpy
+from deepnet.errors import CheckpointError
+from deepnet.history import History
+from deepnet.model import Model, parameter_shapes
 
 FORMAT_NAME = "deepnet-checkpoint"
 FORMAT_VERSION = 1
@@ -51,7 +53,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _contents(net: DeepNet) -> dict[str, np.ndarray]:
+def _contents(net: Model) -> dict[str, np.ndarray]:
     config = net.config()
     if not (config["seed"] is None or isinstance(config["seed"], int)):
         config["seed"] = None  # a Generator seed cannot be written; the weights are saved
@@ -95,7 +97,7 @@ def _kind(path: Path, action: str) -> str:
         raise CheckpointError(f"cannot {action} a checkpoint at {str(path)!r}: {exc}") from exc
 
 
-def save(net: DeepNet, path: str | os.PathLike) -> None:
+def save(net: Model, path: str | os.PathLike) -> None:
     """Write ``net`` to ``path`` (exactly that name; ``.npz`` is the convention), atomically.
 
     Raises
@@ -104,7 +106,7 @@ def save(net: DeepNet, path: str | os.PathLike) -> None:
         When the directory does not exist or the file cannot be written; any previous file
         at ``path`` is then left as it was.
     """
-    if not isinstance(net, DeepNet):
+    if not isinstance(net, Model):
         raise CheckpointError(f"save needs a deepnet.DeepNet; got {type(net).__name__}")
     path = _path(path, "save")
     directory = path.parent
@@ -167,19 +169,22 @@ def _fsync_directory(directory: Path) -> None:
 # -- loading ------------------------------------------------------------------------------
 
 
-def load(
-    path: str | os.PathLike,
-    backend: Any = None,
-    device: str | None = None,
-    *,
-    dtype: str | None = None,
-) -> DeepNet:
-    """The network saved at ``path``, rebuilt on ``backend`` (default: the default backend).
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a checkpoint file holds, checked: see :func:`read`."""
 
-    ``dtype`` (``"float32"``/``"float64"``) converts the parameters; ``None`` keeps the
-    saved dtype. Everything is checked before the network is built: the file is a complete
-    zip, carries deepnet's format marker and a version this deepnet reads, its
-    configuration is valid and every parameter is present, of the right shape and finite.
+    config: dict[str, Any]
+    params: dict[str, np.ndarray]
+    history: History | None
+    version: int
+
+
+def read(path: str | os.PathLike) -> Checkpoint:
+    """The checked contents of the checkpoint at ``path`` (``deepnet.load`` builds the network).
+
+    Everything is checked before anything is built: the file is a complete zip, carries
+    deepnet's format marker and a version this deepnet reads, its configuration is valid
+    and every parameter is present, of the right shape and finite.
 
     Raises
     ------
@@ -188,8 +193,6 @@ def load(
     """
     path = _path(path, "load")
     where = str(path)
-    if dtype is not None:
-        dtype = resolve_dtype_name(dtype)  # the caller's argument: an InputError if wrong
     kind = _kind(path, "load")
     if kind == "missing":
         raise CheckpointError(f"no checkpoint at {where!r}: the file does not exist")
@@ -208,22 +211,7 @@ def load(
     config = _config(entries, where)
     history = _history(entries, where)
     params = _params(entries, config, where)
-    try:
-        net = DeepNet(
-            config["layer_dims"], hidden=config["hidden"], output=config["output"],
-            init=config["init"], l2=config["l2"], keep_prob=config["keep_prob"],
-            dtype=dtype if dtype is not None else config["dtype"], seed=config["seed"],
-            backend=backend, device=device,
-        )
-    except DeepNetError as exc:
-        if isinstance(exc, BackendError):
-            raise
-        raise CheckpointError(
-            f"{where!r} (format version {version}) holds an invalid configuration: {exc}"
-        ) from exc
-    net.set_params(params)
-    net.history = history
-    return net
+    return Checkpoint(config, params, history, version)
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -319,8 +307,6 @@ def _history(entries: dict[str, np.ndarray], where: str) -> Any:
     data = _json_entry(entries, "history", where)
     if data is None:
         return None
-    from deepnet.training import History
-
     if not isinstance(data, dict) or not _history_ok(data):
         raise CheckpointError(
             f"{where!r}: 'history' must be a JSON object of per-epoch number lists "
@@ -357,3 +343,6 @@ def _params(entries: dict[str, np.ndarray], config: dict[str, Any],
             raise CheckpointError(f"{where!r}: {key} holds NaN or inf values")
         params[key] = value
     return params
+
+
+__all__ = ["CONFIG_KEYS", "FORMAT_NAME", "FORMAT_VERSION", "Checkpoint", "read", "save"]
