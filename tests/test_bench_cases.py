@@ -151,3 +151,15 @@ def test_wait_idle_waits_until_the_pools_stop_spinning():
     assert timing.wait_idle(_SpinClock(until=0.0), 0.2) == pytest.approx(0.005)
     assert timing.wait_idle(_SpinClock(until=9.0), 0.2) == pytest.approx(0.2)  # the cap
     assert timing.wait_idle(_SpinClock(until=9.0), 0.0) == 0.0
+
+
+def test_process_age_counts_from_the_start_of_the_process():
+    import subprocess
+    import sys
+
+    age = timing.process_age()
+    assert age >= 0
+    out = subprocess.run([sys.executable, "-c", "import time; time.sleep(0.3); "
+                          "from deepnet.bench.timing import process_age; print(process_age())"],
+                         capture_output=True, text=True, check=True)
+    assert float(out.stdout) >= 0.25 or float(out.stdout) == 0.0  # 0: no /proc here

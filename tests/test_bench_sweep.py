@@ -206,3 +206,15 @@ def test_a_real_sweep_on_numpy_writes_as_it_goes(tmp_path):
     saved = load_results(tmp_path)
     assert saved["samples"] == json.loads(json.dumps(results["samples"]))
     assert saved["config"]["criteria"]["band"] == 0.05
+
+
+def test_call_times_are_extrapolated_without_scaling_a_fixed_cost():
+    s = sweep.Sweep(_config(), clock=FakeClock(), build=lambda *a: {}, machine={})
+    key = ("torch", "step")
+    s.seen[key] = {1_000: 0.010}
+    assert s._call_time(key, 8_000) == pytest.approx(0.080)  # one point: proportional
+    s.seen[key] = {1_000: 0.010, 2_000: 0.011}  # 9 ms fixed + 1 µs per 1000 flops
+    assert s._call_time(key, 8_000) == pytest.approx(0.017)
+    assert s._call_time(key, 1_500) == pytest.approx(0.011)  # within: the larger point
+    s.seen[key] = {1_000: 0.012, 2_000: 0.010}  # noise: never below the last measured
+    assert s._call_time(key, 8_000) == pytest.approx(0.010)

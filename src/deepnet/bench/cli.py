@@ -33,6 +33,7 @@ from deepnet.bench.results import (
 )
 from deepnet.bench.summary import summarize
 from deepnet.bench.sweep import run_sweep
+from deepnet.bench.timing import process_age
 from deepnet.bench.verdicts import Criteria
 from deepnet.errors import DeepNetError
 
@@ -273,9 +274,17 @@ def _saved(args: argparse.Namespace, crit: Criteria, prog: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None, prog: str = "deepnet bench") -> int:
-    """The ``deepnet bench`` command; returns the exit status."""
-    start = time.perf_counter()
+def main(argv: list[str] | None = None, prog: str = "deepnet bench",
+         started: float | None = None) -> int:
+    """The ``deepnet bench`` command; returns the exit status.
+
+    ``started`` (a ``time.perf_counter()`` value): when the command began, for the time
+    budget. Default: the process's start when this process is the command (``python -m
+    deepnet.bench`` or ``deepnet bench``: the interpreter and imports count), else now.
+    """
+    command = argv is None or (sys.argv[1:2] == ["bench"] and list(argv) == sys.argv[2:])
+    start = started if started is not None else (
+        time.perf_counter() - (process_age() if command else 0.0))
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["compare"]:
         return _compare_main(argv[1:], prog)

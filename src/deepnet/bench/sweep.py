@@ -88,7 +88,7 @@ class Sweep:
         self.inner: dict[tuple[Job, Key], int] = {}
         self.round_cost: dict[Job, float] = {}
         self.rounds: dict[Job, int] = {}
-        self.speed: dict[Key, float] = {}
+        self.seen: dict[Key, dict[int, float]] = {}  # {key: {flops: median seconds}}
         self.loaded: set[str] = set()
         self.last_library: str | None = None
         targets: dict[str, dict[str, Any]] = {}
@@ -119,18 +119,33 @@ class Sweep:
         return float("inf") if until is None else until - self.clock.now()
 
     def _estimate(self, job: Job, keys: Sequence[Key] | None = None) -> float:
-        """Seconds one round of ``job`` should take, from its own past rounds or from the
-        throughput each case reached at the last point measured."""
+        """Seconds one round of ``job`` should take: from its own past rounds, else each
+        case's time extrapolated from the points measured before (:meth:`_call_time`)."""
         if job in self.round_cost:
             return self.round_cost[job]
         _, n, m = job
         flops = step_flops(layer_dims(n), m)
         if keys is None:
-            keys = [k for k in self.speed if not self._capped(k[0], n)]
-        per_call = [flops / self.speed[k] for k in keys if k in self.speed]
+            keys = [k for k in self.seen if not self._capped(k[0], n)]
+        per_call = [self._call_time(k, flops) for k in keys if k in self.seen]
         libraries = {library_of(k[0]) for k in keys}
         return (sum(max(self.config.min_time, c) for c in per_call)
                 + IDLE_WAIT_GUESS * len(libraries))
+
+    def _call_time(self, key: Key, flops: int) -> float:
+        """One call of ``key`` at ``flops``: the line ``a + b·flops`` (``a, b >= 0``)
+        through the two largest points measured, so that a fixed cost per call is not
+        scaled with the flops; from one point, proportional to the flops."""
+        pts = sorted(self.seen[key].items())[-2:]
+        f2, t2 = pts[-1]
+        if len(pts) == 1:
+            return t2 * flops / f2
+        if flops <= f2:
+            return t2
+        f1, t1 = pts[0]
+        b = max(0.0, (t2 - t1) / (f2 - f1))
+        a = max(0.0, t2 - b * f2)
+        return max(t2, a + b * flops)
 
     def _capped(self, target: str, n: int) -> bool:
         cap = width_cap(self.config, target)
@@ -219,7 +234,7 @@ class Sweep:
         target = None if rounds is None else done + rounds
         visit_no = sum(1 for p in results["points"] if (p["dtype"], p["n"], p["m"]) == job)
         began = self.clock.now()
-        seen: dict[Key, list[float]] = {}
+        measured: dict[Key, list[float]] = {}
         while cases and (target is None or done < target) and done < cfg.max_rounds:
             estimate = self.round_cost.get(job, self._estimate(job, list(cases)))
             if estimate > self._left(until) or estimate > self._left(self.deadline):
@@ -240,13 +255,14 @@ class Sweep:
                     "round": done, "visit": visit_no, "seconds": timing.seconds,
                     "cpu_s": timing.cpu_s, "others_s": timing.others_s,
                     "inner": self.inner[(job, key)], "t": self.clock.now() - self.start})
-                seen.setdefault(key, []).append(timing.seconds)
+                measured.setdefault(key, []).append(timing.seconds)
             spent = self.clock.now() - t0
             self.round_cost[job] = max(spent, 0.8 * self.round_cost.get(job, spent))
             done += 1
         self.rounds[job] = done
-        for key, times in seen.items():  # the median: one disturbed sample must not decide
-            self.speed[key] = step_flops(layer_dims(n), m) / max(statistics.median(times), 1e-12)
+        for key, times in measured.items():  # the median: one disturbed sample must not decide
+            self.seen.setdefault(key, {})[step_flops(layer_dims(n), m)] = \
+                statistics.median(times)
         results["points"].append({
             "dtype": dtype, "n": n, "m": m, "visit": visit_no, "rounds": done,
             "spent_s": self.clock.now() - began,

@@ -34,6 +34,7 @@ __all__ = [
     "Timing",
     "calibrate",
     "others_seconds",
+    "process_age",
     "sample",
     "wait_idle",
 ]
@@ -120,6 +121,17 @@ def others_seconds(start: Reading, end: Reading) -> float | None:
     if start.busy is None or end.busy is None or start.own is None or end.own is None:
         return None
     return max(0.0, (end.busy - start.busy) - (end.own - start.own))
+
+
+def process_age() -> float:
+    """Seconds since this process started (``/proc/self/stat`` against ``/proc/uptime``),
+    so that a time budget can count the interpreter's start and imports; 0 where unknown."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(fields[19]) / float(os.sysconf("SC_CLK_TCK")))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
 
 
 def calibrate(case: Case, min_time: float, clock: Clock) -> tuple[int, float]:
