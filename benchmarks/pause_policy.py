@@ -46,7 +46,10 @@ def run(policy, order, inner, clock, rounds, state):
                 time.sleep(0.2)
                 waited += 0.2
             elif policy == "idle" or (policy == "idle-change" and change):
-                waited += wait_idle(clock, 0.2)
+                w = wait_idle(clock, 0.2)
+                waited += w
+                if change:
+                    state["waits"].setdefault(state["last"], []).append(w)
             state["last"] = lib
             times[(case.target, case.kind)] = sample(case, inner[id(case)], clock).seconds
         ratios.append(times[("torch", "step")] / times[("numpy", "step")])
@@ -67,7 +70,7 @@ def main() -> None:
         inner = {id(c): calibrate(c, 0.05, clock)[0] for c in order}
         got = {p: [[], 0.0, 0.0] for p in POLICIES}
         rng = random.Random(0)
-        state = {"last": None}
+        state = {"last": None, "waits": {}}
         for _ in range(args.blocks):
             policies = list(POLICIES)
             rng.shuffle(policies)
@@ -87,6 +90,11 @@ def main() -> None:
             print(f"| {policy} | {statistics.median(ratios):.3f} {ci} | "
                   f"{format_seconds(waited)} | {format_seconds(spent)} | "
                   f"{waited / spent:.0%} |")
+        for lib, waits in sorted(state["waits"].items()):
+            print(f"waiting for idle pools after a {lib} sample: median "
+                  f"{format_seconds(statistics.median(waits))} (min "
+                  f"{format_seconds(min(waits))}, max {format_seconds(max(waits))}, "
+                  f"{len(waits)} waits)")
 
 
 if __name__ == "__main__":

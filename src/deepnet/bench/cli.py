@@ -266,7 +266,8 @@ def _saved(args: argparse.Namespace, crit: Criteria, prog: str) -> int:
                 print(f"{prog}: {NO_MATPLOTLIB}", file=sys.stderr)
         if args.advise:
             results = load_results(find_results(args.out))
-            print(advise(results, *args.advise, dtype=args.dtype[0] if args.dtype else None,
+            n, m = args.advise
+            print(advise(results, n, m, dtype=args.dtype[0] if args.dtype else None,
                          criteria=crit))
     except (FileNotFoundError, ValueError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

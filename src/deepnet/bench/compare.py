@@ -125,10 +125,9 @@ def render_compare(a: Mapping[str, Any], b: Mapping[str, Any], changes: Sequence
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     notes = []
     for c in changes:
-        ratio = None if c.ratio is None else {"estimate": c.ratio.estimate, "lo": c.ratio.lo,
-                                               "hi": c.ratio.hi}
-        if c.ratio is None:
-            ratio = {"estimate": c.b_s / c.a_s, "lo": None}
+        ratio: dict[str, float | None] = (
+            {"estimate": c.b_s / c.a_s, "lo": None} if c.ratio is None
+            else {"estimate": c.ratio.estimate, "lo": c.ratio.lo, "hi": c.ratio.hi})
         label = _LABELS[c.label]
         if c.why:
             notes.append(c.why)

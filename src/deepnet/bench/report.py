@@ -114,7 +114,7 @@ def crossover_tables(rows: Sequence[Mapping[str, Any]], key: str = "vs_numpy") -
             for m in batches:
                 r = cells.get((n, m))
                 f = None if r is None else r.get("vs_floor")
-                if f is None:
+                if r is None or f is None:
                     line.append("")
                     continue
                 mark = "! " if r["flags"] else ""

@@ -208,7 +208,7 @@ class Sweep:
         dtype, n, m = job
         cfg, results = self.config, self.results
         cases = self.build(cfg, results, n, m, dtype)
-        self.loaded |= {_gpu_library(t) for t, _ in cases} - {None}
+        self.loaded |= {lib for t, _ in cases if (lib := _gpu_library(t)) is not None}
         for key, case in list(cases.items()):
             if (job, key) in self.inner:  # pass 2: calibrated before; one call warms up
                 case()
