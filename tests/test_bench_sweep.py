@@ -43,7 +43,8 @@ class FakeClock:
         return Reading(self.t, self.cpu_t, self.busy, self.cpu_t)
 
 
-def fake_build(clock: FakeClock, speedups: dict, noise: float = 0.01, seed: int = 0):
+def fake_build(clock: FakeClock, speedups: dict, noise: float = 0.01, seed: int = 0,
+               slow=lambda t: 1.0):
     """A ``build`` whose cases advance the fake clock by NumPy's time ÷ the target's
     speedup (flops at 50 GFLOP/s), with log-normal noise; floors take step ÷ 1.3."""
     rng = np.random.default_rng(seed)
@@ -66,7 +67,8 @@ def fake_build(clock: FakeClock, speedups: dict, noise: float = 0.01, seed: int 
                 true = base / speed / (1.3 if kind == "floor" else 1.0)
                 cases[(t, kind)] = Case(
                     t, kind,
-                    lambda true=true: clock.work(true * float(np.exp(rng.normal(0, noise)))),
+                    lambda true=true: clock.work(true * slow(clock.t)
+                                                 * float(np.exp(rng.normal(0, noise)))),
                     lambda: None)
         return cases
 
@@ -218,3 +220,27 @@ def test_call_times_are_extrapolated_without_scaling_a_fixed_cost():
     assert s._call_time(key, 1_500) == pytest.approx(0.011)  # within: the larger point
     s.seen[key] = {1_000: 0.012, 2_000: 0.010}  # noise: never below the last measured
     assert s._call_time(key, 8_000) == pytest.approx(0.010)
+
+
+def test_samples_shortened_by_a_slow_calibration_are_retaken():
+    """Calls 20× slower while the point is calibrated: the first samples come out far
+    shorter than --min-time; they are marked, the call counts corrected, and the rounds
+    holding them set aside."""
+    clock = FakeClock()
+    config = _config(widths=[256], batches=[512], time_budget=None, max_rounds=12,
+                     min_time=0.05)
+    calls = []
+
+    def slow(t):  # the 8 calls of calibration (2 for each of 4 cases)
+        calls.append(t)
+        return 20.0 if len(calls) <= 8 else 1.0
+
+    build = fake_build(clock, {"torch": 1.5}, slow=slow)
+    results = sweep.Sweep(config, clock=clock, build=build, machine={}).run()
+    short = [s for s in results["samples"] if s["short"]]
+    assert short and {s["round"] for s in short} == {0}
+    assert all(s["inner"] > 1 for s in results["samples"] if s["round"] > 0)
+    from deepnet.bench.summary import summarize
+
+    (row,) = [r for r in summarize(results) if r["target"] == "torch"]
+    assert row["rounds_set_aside"] == 1 and row["vs_numpy"]["verdict"] == "faster"

@@ -5,8 +5,10 @@ Pure functions of a results dict, so a saved run can be re-judged under other cr
 
 At each grid point, rounds in which other processes took more than
 ``criteria.max_interference`` cores are set aside (the ratios of the other rounds stand),
-as are rounds measured after the time budget's deadline (none, when the sweep honours
-it). A point with too few usable rounds left says why.
+as are rounds with a sample shorter than half of ``--min-time`` (a call count calibrated
+while the machine was slower: such samples time cold caches and waking pools, not the
+steady state) and rounds measured after the time budget's deadline (none, when the sweep
+honours it). A point with too few usable rounds left is flagged and says why.
 """
 
 from __future__ import annotations
@@ -68,14 +70,21 @@ def _point_rounds(samples: Sequence[dict], criteria: Criteria, deadline: float |
     late = {s["round"] for s in samples
             if deadline is not None and s.get("t") is not None and s["t"] > deadline}
     busy = {r for r, c in load.items() if c is not None and c > criteria.max_interference}
-    usable = set(load) - busy - late
+    short = {s["round"] for s in samples if s.get("short")}
+    usable = set(load) - busy - late - short
+    clean = len(usable)
     need = min_rounds(criteria.confidence)
     flags = []
     if busy and len(usable) < need:
         flags.append(f"interference: other processes took more than "
                      f"{criteria.max_interference:g} cores in {len(busy)} of {len(load)} "
                      "rounds")
-        usable |= busy  # shown, flagged: too few clean rounds to set the others aside
+        usable |= busy - short  # shown, flagged: too few clean rounds to set them aside
+    if short and len(usable) < need:
+        flags.append(f"short samples: {len(short)} of {len(load)} rounds had samples under "
+                     "half of --min-time (the calls were calibrated while the machine was "
+                     "slower)")
+        usable |= short
     if late:
         flags.append(f"budget overrun: {len(late)} round(s) measured past the deadline")
     measured = [c for c in load.values() if c is not None]
@@ -83,6 +92,7 @@ def _point_rounds(samples: Sequence[dict], criteria: Criteria, deadline: float |
         flags.append(f"interference: load average {loadavg[0]:.2f} on {cores} cores "
                      "(CPU accounting unavailable here)")
     facts = {"rounds_total": len(load), "rounds_set_aside": len(set(load) - usable),
+             "rounds_clean": clean,
              "others_cores": statistics.median(measured) if measured else None}
     return usable, flags, facts
 

@@ -159,8 +159,9 @@ class Sweep:
 
         An undecided ratio whose interval has half-width ``w`` at distance ``d`` from the
         band's edge (both on logs) after ``k`` rounds needs about ``k (w / d)²`` (the
-        width shrinks as ``1/√k``); one set aside for interference needs a fresh set of
-        rounds; one too spread, twice the rounds.
+        width shrinks as ``1/√k``); a point left with too few rounds after setting some
+        aside (interference, short samples) needs a fresh set; one too spread, twice the
+        rounds.
         """
         mine = [s for s in self.results["samples"] if (s["dtype"], s["n"], s["m"]) == job]
         if not mine:
@@ -171,8 +172,10 @@ class Sweep:
         need = 0.0
         view = {**self.results, "samples": mine, "points": []}
         for row in summarize(view, crit):
-            if any(f.startswith("interference") for f in row["flags"]):
-                need = max(need, k + 2 * min_rounds(crit.confidence))
+            if any(f.startswith(("interference", "short samples")) for f in row["flags"]):
+                # the clean rounds still missing, at the rate clean rounds came so far
+                rate = max(row["rounds_clean"] / max(k, 1), 0.25)
+                need = max(need, k + (min_rounds(crit.confidence) - row["rounds_clean"]) / rate)
             elif any(f.startswith("spread") for f in row["flags"]):
                 need = max(need, 2.0 * k)
             for key in COMPARISONS:
@@ -249,13 +252,17 @@ class Sweep:
                 if library != self.last_library:
                     results["waits_s"] += wait_idle(self.clock, cfg.pause)
                 self.last_library = library
-                timing = sample(cases[key], self.inner[(job, key)], self.clock)
+                inner = self.inner[(job, key)]
+                timing = sample(cases[key], inner, self.clock)
+                short = timing.seconds * inner < cfg.min_time / 2
                 results["samples"].append({
                     "target": key[0], "case": key[1], "n": n, "m": m, "dtype": dtype,
                     "round": done, "visit": visit_no, "seconds": timing.seconds,
-                    "cpu_s": timing.cpu_s, "others_s": timing.others_s,
-                    "inner": self.inner[(job, key)], "t": self.clock.now() - self.start})
+                    "cpu_s": timing.cpu_s, "others_s": timing.others_s, "inner": inner,
+                    "short": short, "t": self.clock.now() - self.start})
                 measured.setdefault(key, []).append(timing.seconds)
+                if short:  # calibrated while the machine was slower: longer samples from now
+                    self.inner[(job, key)] = math.ceil(cfg.min_time / max(timing.seconds, 1e-9))
             spent = self.clock.now() - t0
             self.round_cost[job] = max(spent, 0.8 * self.round_cost.get(job, spent))
             done += 1
