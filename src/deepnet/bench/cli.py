@@ -90,8 +90,8 @@ def _criteria_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-spread", type=float, default=d.max_spread,
                    help=f"IQR/median above which a case is unreliable ({d.max_spread:g})")
     p.add_argument("--max-interference", type=float, default=d.max_interference,
-                   help="cores other processes may take in a round before it is set aside "
-                        f"({d.max_interference:g})")
+                   help="cores other processes may take in a round, beyond those this "
+                        f"process leaves free, before it is set aside ({d.max_interference:g})")
 
 
 def _criteria(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Criteria:

@@ -183,8 +183,9 @@ def _header(results: Mapping[str, Any], crit: Criteria) -> list[str]:
         " band around 1 or lies inside it; otherwise \"no clear difference\". Unreliable, "
         f"and never a verdict: IQR/median over {crit.max_spread:.0%}, a step below its GEMM"
         f" floor, rounds drifting (Mann-Kendall p < {crit.drift_alpha:g}), too few rounds "
-        f"left after setting aside those where other processes took over "
-        f"{crit.max_interference:g} cores (from /proc/stat), samples past the budget.",
+        f"left after setting aside those where other processes competed for the cores "
+        f"(took over {crit.max_interference:g} of one and more than this process left free; "
+        "from /proc/stat) or a sample was under half of --min-time, samples past the budget.",
         "- ÷ floor: step ÷ its 14 matmuls (same shapes and library); ÷ PyTorch: step ÷ "
         "native PyTorch (nn.Sequential + BCEWithLogitsLoss + SGD) on the same device; "
         "CPU/wall: the process's CPU seconds per second of the step (≈ the cores it kept "

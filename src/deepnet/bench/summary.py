@@ -3,8 +3,9 @@
 Pure functions of a results dict, so a saved run can be re-judged under other criteria
 (``--render``, ``--advise``, ``compare``) without measuring again.
 
-At each grid point, rounds in which other processes took more than
-``criteria.max_interference`` cores are set aside (the ratios of the other rounds stand),
+At each grid point, rounds in which other processes competed for the cores (took more
+than ``criteria.max_interference`` of one, and more than this process left free of the
+usable cores) are set aside (the ratios of the other rounds stand),
 as are rounds with a sample shorter than half of ``--min-time`` (a call count calibrated
 while the machine was slower: such samples time cold caches and waking pools, not the
 steady state) and rounds measured after the time budget's deadline (none, when the sweep
@@ -47,38 +48,53 @@ def criteria_of(results: Mapping[str, Any], override: Criteria | None = None) ->
     return Criteria.from_dict((results.get("config") or {}).get("criteria"))
 
 
-def _round_interference(samples: Sequence[dict]) -> dict[int, float | None]:
-    """Per round: the cores other processes took on average while its samples ran."""
-    others: dict[int, float] = defaultdict(float)
+def _round_cores(samples: Sequence[dict]) -> dict[int, tuple[float | None, float | None]]:
+    """Per round: ``(others, own)``, the cores other processes and this one kept busy on
+    average while its samples ran (``None`` where not measured)."""
     wall: dict[int, float] = defaultdict(float)
-    known: dict[int, bool] = defaultdict(lambda: True)
+    others: dict[int, float | None] = defaultdict(float)
+    own: dict[int, float | None] = defaultdict(float)
     for s in samples:
         r, inner = s["round"], s.get("inner", 1)
         wall[r] += s["seconds"] * inner
-        if s.get("others_s") is None:
-            known[r] = False
-        else:
-            others[r] += s["others_s"] * inner
-    return {r: (others[r] / wall[r] if known[r] and wall[r] > 0 else None) for r in wall}
+        for total, key in ((others, "others_s"), (own, "cpu_s")):
+            value = s.get(key)
+            current = total[r]
+            total[r] = None if value is None or current is None else current + value * inner
+    return {r: tuple(None if t[r] is None or wall[r] <= 0 else t[r] / wall[r]  # type: ignore
+                     for t in (others, own)) for r in wall}
+
+
+def _interfered(others: float | None, own: float | None, cores: int | None,
+                criteria: Criteria) -> bool:
+    """Whether other processes competed for the cores in a round: they took more than
+    ``max_interference`` cores, and (where the core count and this process's use are
+    known) more than the cores this process left free, less ``max_interference``."""
+    if others is None or others <= criteria.max_interference:
+        return False
+    if cores is None or own is None:
+        return True
+    return others + own > cores - criteria.max_interference
 
 
 def _point_rounds(samples: Sequence[dict], criteria: Criteria, deadline: float | None,
                   loadavg: Sequence[float] | None, cores: int | None
                   ) -> tuple[set[int], list[str], dict[str, Any]]:
     """``(usable rounds, flags of the point, facts)`` for one grid point."""
-    load = _round_interference(samples)
+    load = _round_cores(samples)
     late = {s["round"] for s in samples
             if deadline is not None and s.get("t") is not None and s["t"] > deadline}
-    busy = {r for r, c in load.items() if c is not None and c > criteria.max_interference}
+    busy = {r for r, (others, own) in load.items()
+            if _interfered(others, own, cores, criteria)}
     short = {s["round"] for s in samples if s.get("short")}
     usable = set(load) - busy - late - short
     clean = len(usable)
     need = min_rounds(criteria.confidence)
     flags = []
     if busy and len(usable) < need:
-        flags.append(f"interference: other processes took more than "
-                     f"{criteria.max_interference:g} cores in {len(busy)} of {len(load)} "
-                     "rounds")
+        flags.append(f"interference: other processes competed for the cores (took more "
+                     f"than {criteria.max_interference:g} of one, and more than this process "
+                     f"left free) in {len(busy)} of {len(load)} rounds")
         usable |= busy - short  # shown, flagged: too few clean rounds to set them aside
     if short and len(usable) < need:
         flags.append(f"short samples: {len(short)} of {len(load)} rounds had samples under "
@@ -87,7 +103,7 @@ def _point_rounds(samples: Sequence[dict], criteria: Criteria, deadline: float |
         usable |= short
     if late:
         flags.append(f"budget overrun: {len(late)} round(s) measured past the deadline")
-    measured = [c for c in load.values() if c is not None]
+    measured = [c for c, _ in load.values() if c is not None]
     if not measured and loadavg and cores and loadavg[0] > cores + 0.5:
         flags.append(f"interference: load average {loadavg[0]:.2f} on {cores} cores "
                      "(CPU accounting unavailable here)")

@@ -54,9 +54,10 @@ class Criteria:
 
     ``confidence``: of every interval; ``band``: the "no clear difference" band, ±5 %
     (a ratio within ``[1/1.05, 1.05]``); ``max_spread``: IQR/median of a case's times;
-    ``max_interference``: cores other processes may take during a round before the round
-    is set aside; ``floor_tolerance``: how far below its GEMM floor a step may measure
-    (rounding) before it is flagged; ``drift_alpha``: level of the Mann-Kendall trend test.
+    ``max_interference``: cores other processes may take during a round (beyond those
+    this process leaves free) before the round is set aside; ``floor_tolerance``: how far
+    below its GEMM floor a step may measure (rounding) before it is flagged;
+    ``drift_alpha``: level of the Mann-Kendall trend test.
     """
 
     confidence: float = 0.95
