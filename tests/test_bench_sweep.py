@@ -244,3 +244,28 @@ def test_samples_shortened_by_a_slow_calibration_are_retaken():
 
     (row,) = [r for r in summarize(results) if r["target"] == "torch"]
     assert row["rounds_set_aside"] == 1 and row["vs_numpy"]["verdict"] == "faster"
+
+
+def test_a_case_that_fails_mid_sweep_is_skipped_and_the_sweep_goes_on():
+    clock = FakeClock()
+    build = fake_build(clock, {"torch": 1.5})
+
+    def failing(config, results, n, m, dtype):
+        cases = build(config, results, n, m, dtype)
+        calls = []
+
+        def oom():
+            calls.append(1)
+            if len(calls) > 3:  # calibration passes, a later sample fails
+                raise MemoryError("out of device memory")
+            clock.work(0.01)
+
+        cases[("torch", "floor")] = Case("torch", "floor", oom, lambda: None)
+        return cases
+
+    config = _config(widths=[64], batches=[64], time_budget=None, max_rounds=6)
+    results = sweep.Sweep(config, clock=clock, build=failing, machine={}).run()
+    assert [(s["target"], s["case"]) for s in results["skipped"]] == [("torch", "floor")]
+    assert "MemoryError: out of device memory" in results["skipped"][0]["reason"]
+    steps = [s for s in results["samples"] if s["case"] == "step"]
+    assert len(steps) == 2 * 6  # numpy and torch, every round

@@ -253,7 +253,13 @@ class Sweep:
                     results["waits_s"] += wait_idle(self.clock, cfg.pause)
                 self.last_library = library
                 inner = self.inner[(job, key)]
-                timing = sample(cases[key], inner, self.clock)
+                try:
+                    timing = sample(cases[key], inner, self.clock)
+                except (MemoryError, RuntimeError) as exc:  # e.g. out of device memory
+                    skip(results, key[0], n, m, dtype, f"{type(exc).__name__}: {exc}",
+                         case=key[1])
+                    del cases[key]
+                    continue
                 short = timing.seconds * inner < cfg.min_time / 2
                 results["samples"].append({
                     "target": key[0], "case": key[1], "n": n, "m": m, "dtype": dtype,
