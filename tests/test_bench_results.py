@@ -79,7 +79,7 @@ def test_find_results(tmp_path, monkeypatch):
     monkeypatch.setattr(res, "_roots", lambda: [tmp_path])
     with pytest.raises(FileNotFoundError, match="run `deepnet bench` first"):
         res.find_results(None)
-    for name in ("cpu-before", "gpu", "cpu"):
+    for name in ("cpu-before", "cpu-after", "gpu", "cpu"):
         (tmp_path / "benchmarks" / "results" / name).mkdir(parents=True)
         res.write_json(synthetic({}), tmp_path / "benchmarks" / "results" / name)
     shipped = res.shipped_results()

@@ -132,7 +132,7 @@ def _roots() -> Iterable[Path]:
 
 def shipped_results() -> list[Path]:
     """The results that ship with the repository (``benchmarks/results/*/results.json``),
-    ``cpu`` first; runs named ``*-before`` are history and left out."""
+    ``cpu`` first; runs named ``*-before`` or ``*-after`` are history and left out."""
     found: list[Path] = []
     for root in _roots():
         folder = root / SHIPPED
@@ -140,7 +140,8 @@ def shipped_results() -> list[Path]:
             continue
         for file in sorted(folder.glob("*/results.json"),
                            key=lambda f: (f.parent.name != "cpu", f.parent.name)):
-            if not file.parent.name.endswith("-before") and file.resolve() not in found:
+            if not file.parent.name.endswith(("-before", "-after")) \
+                    and file.resolve() not in found:
                 found.append(file.resolve())
         if found:
             break

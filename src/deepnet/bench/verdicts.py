@@ -80,10 +80,13 @@ class Criteria:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A ratio with its interval (in the orientation it is shown), and what it means for
-    the case compared: ``label`` in :data:`VERDICTS`, ``why`` a sentence when it is not
-    a clear verdict."""
+    """A ratio (in the orientation it is shown: its median over ``rounds`` rounds, and its
+    interval when enough rounds reach the confidence), and what it means for the case
+    compared: ``label`` in :data:`VERDICTS`, ``why`` a sentence when it is not a clear
+    verdict."""
 
+    estimate: float
+    rounds: int
     interval: Interval | None
     label: str
     why: str = ""
@@ -94,9 +97,9 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         iv = self.interval
-        return {"estimate": iv.estimate if iv else None, "lo": iv.lo if iv else None,
+        return {"estimate": self.estimate, "lo": iv.lo if iv else None,
                 "hi": iv.hi if iv else None, "confidence": iv.confidence if iv else None,
-                "rounds": iv.count if iv else None, "verdict": self.label, "why": self.why}
+                "rounds": self.rounds, "verdict": self.label, "why": self.why}
 
 
 def classify(speedup: Interval | None, criteria: Criteria, rounds: int) -> tuple[str, str]:
@@ -185,13 +188,8 @@ def paired_verdict(num: Mapping[int, float], den: Mapping[int, float], criteria:
     drift = drift_flag(ratios, criteria)
     if drift:
         reasons.append(drift)
+    estimate = quantiles(ratios)[1]
     if reasons:
-        return Verdict(interval or _point(ratios), "unreliable", "; ".join(reasons))
+        return Verdict(estimate, len(rounds), interval, "unreliable", "; ".join(reasons))
     label, why = classify(speedup, criteria, len(rounds))
-    return Verdict(interval or _point(ratios), label, why)
-
-
-def _point(ratios: Sequence[float]) -> Interval:
-    """The median alone (no interval reached): ``lo = hi = estimate``, confidence 0."""
-    med = quantiles(ratios)[1]
-    return Interval(med, med, med, 0.0, len(ratios))
+    return Verdict(estimate, len(rounds), interval, label, why)
