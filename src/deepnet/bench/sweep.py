@@ -213,14 +213,14 @@ class Sweep:
         cases = self.build(cfg, results, n, m, dtype)
         self.loaded |= {lib for t, _ in cases if (lib := _gpu_library(t)) is not None}
         for key, case in list(cases.items()):
-            if (job, key) in self.inner:  # pass 2: calibrated before; one call warms up
-                case()
-                continue
             try:
+                if (job, key) in self.inner:  # pass 2: calibrated before; one call warms up
+                    case()
+                    continue
                 self.inner[(job, key)], first = calibrate(case, cfg.min_time, self.clock)
-            except (MemoryError, RuntimeError) as exc:
+            except (MemoryError, RuntimeError) as exc:  # e.g. out of device memory
                 skip(results, key[0], n, m, dtype, f"{type(exc).__name__}: {exc}",
-                      case=key[1])
+                     case=key[1])
                 del cases[key]
                 continue
             results["calibration"].append({"target": key[0], "case": key[1], "n": n, "m": m,
@@ -229,8 +229,8 @@ class Sweep:
             limit = cfg.max_sample_seconds
             if limit is not None and first > limit:
                 skip(results, key[0], n, m, dtype,
-                      f"one {key[1]} call took {first:.1f} s > --max-sample-seconds {limit:g}",
-                      case=key[1])
+                     f"one {key[1]} call took {first:.1f} s > --max-sample-seconds {limit:g}",
+                     case=key[1])
                 del cases[key]
         self.last_library = library_of(next(reversed(cases))[0]) if cases else None
         done = self.rounds.get(job, 0)
