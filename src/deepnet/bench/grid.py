@@ -69,6 +69,8 @@ class Config:
 
 def skip(results: dict, target: str, n: int, m: int, dtype: str, why: str,
           case: str | None = None) -> None:
+    """Record in ``results["skipped"]`` that ``target`` (one ``case`` of it, or all) was not
+    measured at ``(n, m)``, and why."""
     results["skipped"].append({"target": target, "case": case, "n": n, "m": m, "dtype": dtype,
                                "reason": why})
 
