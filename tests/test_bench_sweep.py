@@ -4,6 +4,7 @@ extra rounds, interference set aside, skipped points), and once for real on NumP
 from __future__ import annotations
 
 import json
+import math
 import sys
 import types
 
@@ -269,3 +270,29 @@ def test_a_case_that_fails_mid_sweep_is_skipped_and_the_sweep_goes_on():
     assert "MemoryError: out of device memory" in results["skipped"][0]["reason"]
     steps = [s for s in results["samples"] if s["case"] == "step"]
     assert len(steps) == 2 * 6  # numpy and torch, every round
+
+
+def test_rounds_needed_ignores_comparisons_too_close_to_the_band(monkeypatch):
+    """torch at 1.12× [1.04, 1.20] needs a few more rounds; native PyTorch at 0.953, on the
+    band's edge (1/1.05 = 0.952), could not settle within max_rounds: it must not hold
+    torch up, and alone it asks for nothing."""
+
+    def verdict(estimate, lo, hi, sd):
+        return {"estimate": estimate, "lo": lo, "hi": hi, "verdict": "undecided",
+                "log_sd": sd, "rounds": 6, "why": "", "confidence": 0.97}
+
+    torch = {"target": "torch", "flags": [], "rounds_clean": 6, "rounds_set_aside": 0,
+             "vs_numpy": verdict(1.12, 1.04, 1.20, 0.1)}
+    ref = {"target": "pytorch@cpu", "flags": [], "rounds_clean": 6, "rounds_set_aside": 0,
+           "vs_numpy": verdict(0.953, 0.90, 1.01, 0.1)}
+    rows = [torch, ref]
+    monkeypatch.setattr(sweep, "summarize", lambda *a: rows)
+    s = sweep.Sweep(_config(max_rounds=40), clock=FakeClock(), build=lambda *a: {},
+                    machine={})
+    s.results["samples"] = [{"dtype": "float32", "n": 256, "m": 512}]
+    s.rounds = {("float32", 256, 512): 6}
+    need = s._rounds_needed(("float32", 256, 512))
+    # (1.96 · 1.2533 · 0.1 / (log 1.12 - log 1.05))² · 1.2 ≈ 17 rounds
+    assert need == pytest.approx(1.2 * (1.96 * 1.2533 * 0.1 / math.log(1.12 / 1.05)) ** 2)
+    rows = [ref]
+    assert s._rounds_needed(("float32", 256, 512)) is None

@@ -155,18 +155,20 @@ class Sweep:
 
     def _rounds_needed(self, job: Job) -> float | None:
         """About how many rounds in all ``job`` needs for its open verdicts to settle:
-        ``None`` when none is open (or more rounds cannot help: drift, below the floor).
+        ``None`` when none is open that more rounds can settle within ``max_rounds``.
 
-        An undecided ratio whose interval has half-width ``w`` at distance ``d`` from the
-        band's edge (both on logs) after ``k`` rounds needs about ``k (w / d)²`` (the
-        width shrinks as ``1/√k``); a point left with too few rounds after setting some
-        aside (interference, short samples) needs a fresh set; one too spread, twice the
-        rounds.
+        An undecided ratio at distance ``d`` from the band's edge (on logs), whose log
+        ratios spread with a robust standard deviation ``s``, settles once its interval's
+        half-width, about ``1.96 · 1.2533 · s / √k`` for the median of ``k`` rounds, is
+        under ``d``; one a few rounds from that is not worth the time. A point left with
+        too few rounds after setting some aside (interference, short samples) needs a
+        fresh set; one too spread, twice the rounds.
         """
         mine = [s for s in self.results["samples"] if (s["dtype"], s["n"], s["m"]) == job]
         if not mine:
             return None
-        crit = self.config.criteria
+        cfg = self.config
+        crit = cfg.criteria
         k = self.rounds.get(job, 0)
         edge = math.log1p(crit.band)
         need = 0.0
@@ -187,8 +189,10 @@ class Sweep:
                                            + row.get("rounds_set_aside", 0)))
                     continue
                 d = abs(abs(math.log(v["estimate"])) - edge)
-                w = (math.log(v["hi"]) - math.log(v["lo"])) / 2.0
-                need = max(need, math.inf if d < 1e-12 else 1.3 * v["rounds"] * (w / d) ** 2)
+                sd = v.get("log_sd") or 0.0
+                k_needed = max(k + 1.0, 1.2 * (1.96 * 1.2533 * sd / max(d, 1e-12)) ** 2)
+                if k_needed <= cfg.max_rounds:  # the hopeless ones must not hold up the rest
+                    need = max(need, k_needed)
         return need or None
 
     def _order(self, cases: dict[Key, Case], r: int) -> list[Key]:

@@ -19,6 +19,7 @@ Only the first three are verdicts; the report counts how much of the grid has on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,7 @@ class Verdict:
     interval: Interval | None
     label: str
     why: str = ""
+    log_sd: float | None = None  # robust spread of the log ratios: IQR / 1.349
 
     @property
     def clear(self) -> bool:
@@ -99,7 +101,8 @@ class Verdict:
         iv = self.interval
         return {"estimate": self.estimate, "lo": iv.lo if iv else None,
                 "hi": iv.hi if iv else None, "confidence": iv.confidence if iv else None,
-                "rounds": self.rounds, "verdict": self.label, "why": self.why}
+                "rounds": self.rounds, "verdict": self.label, "why": self.why,
+                "log_sd": self.log_sd}
 
 
 def classify(speedup: Interval | None, criteria: Criteria, rounds: int) -> tuple[str, str]:
@@ -189,7 +192,9 @@ def paired_verdict(num: Mapping[int, float], den: Mapping[int, float], criteria:
     if drift:
         reasons.append(drift)
     estimate = quantiles(ratios)[1]
+    logs = quantiles([math.log(x) for x in ratios])
+    sd = (logs[2] - logs[0]) / 1.349
     if reasons:
-        return Verdict(estimate, len(rounds), interval, "unreliable", "; ".join(reasons))
+        return Verdict(estimate, len(rounds), interval, "unreliable", "; ".join(reasons), sd)
     label, why = classify(speedup, criteria, len(rounds))
-    return Verdict(estimate, len(rounds), interval, label, why)
+    return Verdict(estimate, len(rounds), interval, label, why, sd)
