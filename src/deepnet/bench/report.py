@@ -90,7 +90,7 @@ def crossover_tables(rows: Sequence[Mapping[str, Any]], key: str = "vs_numpy") -
                  "backend"}.get(key, key)
         out += [f"**{pretty(t)}: {title}** (▲ faster, ▼ slower, = same within the band, "
                 "? no clear difference, ! unreliable; median of per-round ratios "
-                "[interval])", "",
+                "[interval]; — not measured)", "",
                 "| n \\ m | " + " | ".join(str(m) for m in batches) + " |",
                 "| ---: |" + " ---: |" * len(batches)]
         for n in widths:
@@ -98,7 +98,7 @@ def crossover_tables(rows: Sequence[Mapping[str, Any]], key: str = "vs_numpy") -
             for m in batches:
                 r = cells.get((n, m))
                 v = None if r is None else r.get(key)
-                line.append("" if v is None else f"{MARKS[v['verdict']]} {format_ratio(v, '×')}")
+                line.append("—" if v is None else f"{MARKS[v['verdict']]} {format_ratio(v, '×')}")
             out.append(f"| {n} | " + " | ".join(line) + " |")
         out.append("")
     for t in dict.fromkeys(r["target"] for r in rows if r.get("vs_floor") is not None):
@@ -115,7 +115,7 @@ def crossover_tables(rows: Sequence[Mapping[str, Any]], key: str = "vs_numpy") -
                 r = cells.get((n, m))
                 f = None if r is None else r.get("vs_floor")
                 if r is None or f is None:
-                    line.append("")
+                    line.append("—")
                     continue
                 mark = "! " if r["flags"] else ""
                 text = f"{mark}{100 / f['estimate']:.0f}%"
