@@ -164,7 +164,8 @@ def _eff_label(c: Mapping[str, Any]) -> str:
 def plot_throughput(results: Mapping[str, Any], path: Path,
                     rows: Sequence[Mapping[str, Any]]) -> bool:
     """``throughput.png``: GFLOP/s against width, a panel per batch size (a row per dtype);
-    the GEMM floor dashed, native PyTorch dotted. ``False`` without matplotlib or rows."""
+    the GEMM floor dashed, native PyTorch dotted, unreliable measurements ringed. ``False``
+    without matplotlib or rows."""
     if not have_matplotlib() or not rows:
         return False
     from matplotlib import ticker
@@ -188,6 +189,9 @@ def plot_throughput(results: Mapping[str, Any], path: Path,
                 style = ":" if is_reference(t) else "-"
                 ax.plot([p[0] for p in pts], [p[1]["gflops"] for p in pts], style, marker="o",
                         ms=4, color=colours[t])
+                bad = [(n, r["gflops"]) for n, r in pts if r["flags"]]
+                if bad:  # unreliable measurements: a hollow ring over the point
+                    ax.plot(*zip(*bad), "o", ms=9, mfc="none", mec=colours[t], mew=1.2)
                 floor = [(n, r["floor_gflops"]) for n, r in pts if r["floor_gflops"]]
                 if floor:
                     ax.plot(*zip(*floor), "--", color=colours[t], alpha=0.6, lw=1)
@@ -196,7 +200,9 @@ def plot_throughput(results: Mapping[str, Any], path: Path,
             ax.set_xticks(widths, labels=[str(w) for w in widths])
             ax.xaxis.set_minor_locator(ticker.NullLocator())
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
             ax.set_xlabel("width n")
             ax.set_ylabel("GFLOP/s")
             ax.set_title(f"m = {m}, {dtype}")
@@ -204,6 +210,8 @@ def plot_throughput(results: Mapping[str, Any], path: Path,
     handles = [Line2D([], [], color=colours[t], ls=":" if is_reference(t) else "-",
                       marker="o", ms=4, label=pretty(t)) for t in targets]
     handles.append(Line2D([], [], color="gray", ls="--", label="GEMM floor (same colour)"))
+    handles.append(Line2D([], [], color="gray", marker="o", ms=9, mfc="none", ls="none",
+                          label="unreliable measurement"))
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
                fontsize="small")
     fig.suptitle(_title(results, "training-step throughput"), fontsize="medium")
