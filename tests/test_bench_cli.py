@@ -94,7 +94,9 @@ def test_default_backends_report_an_installed_cupy_that_cannot_run(monkeypatch):
 
 def test_render_rewrites_reports_and_says_how_to_get_plots(tmp_path, monkeypatch, capsys):
     (tmp_path / "results.json").write_text(json.dumps(synthetic({"torch": 1.3})))
+    raw = (tmp_path / "results.json").read_bytes()
     assert cli.main(["--render", "--out", str(tmp_path), "--band", "0.5"]) == 0
+    assert (tmp_path / "results.json").read_bytes() == raw  # the measured data stays as is
     text = (tmp_path / "results.md").read_text()
     assert "±50% band" in text and "## float32" in text
     monkeypatch.setattr(cli, "have_matplotlib", lambda: False)

@@ -90,3 +90,15 @@ def test_find_results(tmp_path, monkeypatch):
     assert res.find_results(tmp_path / "benchmarks" / "results" / "gpu").parent.name == "gpu"
     with pytest.raises(FileNotFoundError, match="no saved results at"):
         res.find_results(tmp_path / "nowhere")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_written_files_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = res.write_text(tmp_path / "results.md", "x")
+    finally:
+        os.umask(mask)
+    assert path.read_text() == "x"
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["results.md"]

@@ -153,7 +153,8 @@ def build_parser(prog: str = "deepnet bench") -> argparse.ArgumentParser:
                    help="which backend at width N and batch M, from the results in --out "
                         f"(default: ./{DEFAULT_OUT}, else the shipped benchmarks/results/cpu)")
     p.add_argument("--render", action="store_true",
-                   help="re-write results.md and the plots from the saved results.json")
+                   help="re-write results.md and the plots from the saved results.json (judged "
+                        "by the criteria given here)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -213,13 +214,14 @@ def _chosen_backends(asked: Sequence[str], parser: argparse.ArgumentParser
     return usable, unavailable
 
 
-def write_reports(results: dict, out: Path, criteria: Criteria | None = None
-                  ) -> dict[str, Path]:
-    """``results.json``, ``results.md``, and the plots where matplotlib is installed."""
+def write_reports(results: dict, out: Path, criteria: Criteria | None = None,
+                  raw: bool = True) -> dict[str, Path]:
+    """``results.json`` (unless ``raw`` is false: ``--render`` leaves the measured data
+    alone), ``results.md``, and the plots where matplotlib is installed."""
     rows = summarize(results, criteria)
-    files = {"json": write_json(results, out)}
+    files = {"json": write_json(results, out)} if raw else {}
     files["md"] = write_text(out / "results.md", render_markdown(results, rows, criteria))
-    if plot_crossover(results, out / "crossover.png", rows):
+    if plot_crossover(results, out / "crossover.png", rows, criteria):
         files["crossover"] = out / "crossover.png"
     if plot_throughput(results, out / "throughput.png", rows):
         files["throughput"] = out / "throughput.png"
@@ -260,7 +262,7 @@ def _saved(args: argparse.Namespace, crit: Criteria, prog: str) -> int:
         if args.render:
             out = args.out or DEFAULT_OUT
             results = load_results(out)
-            files = write_reports(results, out, crit)
+            files = write_reports(results, out, crit, raw=False)
             print("wrote " + ", ".join(str(f) for f in files.values()))
             if not have_matplotlib():
                 print(f"{prog}: {NO_MATPLOTLIB}", file=sys.stderr)

@@ -17,6 +17,8 @@ from typing import Any
 from deepnet.bench.cases import BASELINE, is_reference, pretty
 from deepnet.bench.report import MARKS
 from deepnet.bench.results import write_text
+from deepnet.bench.summary import criteria_of
+from deepnet.bench.verdicts import Criteria
 
 __all__ = ["NO_MATPLOTLIB", "have_matplotlib", "plot_crossover", "plot_throughput"]
 
@@ -77,7 +79,7 @@ def _panel(ax: Any, cells: dict[tuple[int, int], dict], widths: list[int], batch
 
 
 def plot_crossover(results: Mapping[str, Any], path: Path,
-                   rows: Sequence[Mapping[str, Any]]) -> bool:
+                   rows: Sequence[Mapping[str, Any]], criteria: Criteria | None = None) -> bool:
     """``crossover.png``: a row per (dtype, backend); left the speedup vs NumPy (blue
     faster, red slower; hatched ``///`` no clear difference, ``xx`` unreliable), right the
     GEMM-floor efficiency (floor time ÷ step time). ``False`` without matplotlib or rows."""
@@ -136,8 +138,10 @@ def plot_crossover(results: Mapping[str, Any], path: Path,
         fig.colorbar(eff_img, ax=axes[:, 1], location="bottom", shrink=0.8, aspect=30,
                      label="GEMM floor ÷ step time", format=lambda v, _: f"{v:.0%}")
     dts = "" if several else f", {rows[0]['dtype']}"
+    crit = criteria_of(results, criteria)
     fig.suptitle(_title(results, "crossover map" + dts) + "\n▲ faster  ▼ slower  = same  "
-                 "(hatched: /// no clear difference, xx unreliable); [interval]",
+                 "(hatched: /// no clear difference, xx unreliable); "
+                 f"[≥ {crit.confidence:.0%} interval], verdicts beyond ±{crit.band:.0%}",
                  fontsize="medium")
     _save(fig, path)
     return True
