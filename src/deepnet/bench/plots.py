@@ -71,6 +71,11 @@ def _panel(ax: Any, cells: dict[tuple[int, int], dict], widths: list[int], batch
             dark = False
         ax.text(j, i, label(c), ha="center", va="center", fontsize=8,
                 color="white" if dark else "black", linespacing=1.15)
+    for i, n in enumerate(widths):
+        for j, m in enumerate(batches):
+            if (n, m) not in cells:
+                ax.text(j, i, "not measured", ha="center", va="center", fontsize=7,
+                        color="0.55")
     ax.set_xticks(range(len(batches)), labels=[str(m) for m in batches])
     ax.set_yticks(range(len(widths)), labels=[str(n) for n in widths])
     ax.set_xlabel("batch m")

@@ -173,9 +173,10 @@ def _header(results: Mapping[str, Any], crit: Criteria) -> list[str]:
                      "accounting; judged by today's criteria")
     lines += [
         "- network [n, n, n, n, n, 1] (ReLU, sigmoid output), full batch m, plain GD; "
-        f"at least {cfg.get('repeat')} alternating rounds per point, up to "
-        f"{cfg.get('max_rounds', cfg.get('repeat'))} where a verdict was still open; "
-        "flops/step = 6·Σ n[l]·n[l-1]·m",
+        + (f"at least {cfg.get('repeat')} alternating rounds per point, up to "
+           f"{cfg['max_rounds']} where a verdict was still open; " if cfg.get("max_rounds")
+           else f"{cfg.get('repeat')} alternating rounds per point; ")
+        + "flops/step = 6·Σ n[l]·n[l-1]·m",
         "- every ratio is the median of per-round ratios (both cases timed in the same "
         f"round) with its exact order-statistic interval at ≥ {crit.confidence:.0%} "
         "(distribution-free, binomial; `[—]`: too few rounds for one). A verdict "
@@ -189,8 +190,10 @@ def _header(results: Mapping[str, Any], crit: Criteria) -> list[str]:
         "- ÷ floor: step ÷ its 14 matmuls (same shapes and library); ÷ PyTorch: step ÷ "
         "native PyTorch (nn.Sequential + BCEWithLogitsLoss + SGD) on the same device; "
         "CPU/wall: the process's CPU seconds per second of the step (≈ the cores it kept "
-        "busy). Thread pools: before a sample of another library the sweep waits until "
-        f"this process is idle (at most {cfg.get('pause_s', 0.2):g} s).",
+        "busy). Thread pools: "
+        + (f"before a sample of another library the sweep waited until this process was "
+           f"idle (at most {cfg.get('pause_s', 0.2):g} s)." if cfg.get("pause_policy")
+           else f"{cfg.get('pause_s', 0.2):g} s of sleep before every sample."),
         "",
     ]
     return lines
