@@ -31,6 +31,7 @@ from deepnet.bench.results import (
     write_json,
     write_text,
 )
+from deepnet.bench.stats import min_rounds
 from deepnet.bench.summary import summarize
 from deepnet.bench.sweep import run_sweep
 from deepnet.bench.timing import process_age
@@ -307,6 +308,11 @@ def main(argv: list[str] | None = None, prog: str = "deepnet bench",
                      f"among {', '.join(DEEPNET_CASES)} (got {args.cases}); --repeat >= 1 "
                      f"(got {args.repeat}); --max-rounds >= --repeat (got {args.max_rounds}); "
                      f"--time-budget >= 0 (got {args.time_budget})")
+    need = min_rounds(crit.confidence)
+    if args.repeat < need:
+        print(f"{prog}: --repeat {args.repeat}: a {crit.confidence:.0%} interval needs {need} "
+              "rounds; points get them only in the refining pass, as the budget allows",
+              file=sys.stderr)
     out = args.out or DEFAULT_OUT
     try:
         check_out_dir(out)
