@@ -163,3 +163,14 @@ def test_process_age_counts_from_the_start_of_the_process():
                           "from deepnet.bench.timing import process_age; print(process_age())"],
                          capture_output=True, text=True, check=True)
     assert float(out.stdout) >= 0.25 or float(out.stdout) == 0.0  # 0: no /proc here
+
+
+def test_busy_ticks_count_only_the_cores_this_process_may_use():
+    stat = ("cpu  100 0 50 1000 10 1 1 5 0 0\n"
+            "cpu0 40 0 20 500 5 1 1 2 0 0\n"
+            "cpu1 60 0 30 500 5 0 0 3 0 0\n"
+            "intr 12345\nctxt 999\n")
+    assert timing.busy_ticks(stat, None) == (40 + 20 + 1 + 1 + 2) + (60 + 30 + 3)
+    assert timing.busy_ticks(stat, {1}) == 60 + 30 + 3
+    assert timing.busy_ticks(stat, {7}) is None
+    assert timing.busy_ticks("intr 1\n", None) is None

@@ -2,10 +2,11 @@
 and the wait for thread pools to go idle.
 
 Every sample reads three clocks at its ends: wall time, this process's CPU time (all its
-threads), and, on Linux, the CPU time every process spent on every core (``/proc/stat``)
-with this process's share in the same tick accounting (``/proc/self/stat``). Their
-difference is the CPU time *other* processes took during the sample: the direct measure
-of interference (a load average lags by a minute and counts our own threads).
+threads), and, on Linux, the CPU time every process spent on the cores this one may run on
+(``/proc/stat``, per core, restricted to the affinity set) with this process's share in
+the same tick accounting (``/proc/self/stat``). Their difference is the CPU time *other*
+processes took during the sample: the direct measure of interference (a load average lags
+by a minute and counts our own threads).
 
 Thread pools skew back-to-back timings of different libraries: OpenBLAS workers spin
 ~0.1 s after each call, libgomp's a little less, and on 2 cores a spinning pool of one
@@ -32,6 +33,7 @@ __all__ = [
     "Reading",
     "SystemClock",
     "Timing",
+    "busy_ticks",
     "calibrate",
     "others_seconds",
     "process_age",
@@ -66,6 +68,26 @@ class Clock(Protocol):
     def read(self) -> Reading: ...
 
 
+def busy_ticks(stat: str, cpus: set[int] | None) -> int | None:
+    """Busy clock ticks since boot in a ``/proc/stat`` text, summed over the cores in
+    ``cpus`` (all of them when ``None``); ``None`` when the text lists no such core.
+
+    Busy: user, nice, system, irq, softirq and steal (the hypervisor gave the core to
+    someone else); not idle or iowait.
+    """
+    busy, found = 0, False
+    for line in stat.splitlines():
+        fields = line.split()
+        if len(fields) < 9 or not fields[0].startswith("cpu") or not fields[0][3:].isdigit():
+            continue
+        if cpus is not None and int(fields[0][3:]) not in cpus:
+            continue
+        ticks = [int(x) for x in fields[1:9]]
+        busy += sum(ticks) - ticks[3] - ticks[4]
+        found = True
+    return busy if found else None
+
+
 class SystemClock:
     """The real clocks: ``perf_counter``, ``process_time`` and ``/proc`` where it exists."""
 
@@ -74,6 +96,10 @@ class SystemClock:
             self._tick = float(os.sysconf("SC_CLK_TCK"))
         except (ValueError, OSError, AttributeError):
             self._tick = 100.0
+        # only the cores this process may run on: in a container /proc/stat lists the
+        # host's, and other tenants' work there does not compete with ours
+        self._cpus = (os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity")
+                      else None)
         self.proc = self._read_proc() is not None
 
     def now(self) -> float:
@@ -87,16 +113,13 @@ class SystemClock:
 
     def _read_proc(self) -> tuple[float, float] | None:
         try:
-            head = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+            stat = Path("/proc/stat").read_text()
             own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             return None
-        if head[0] != "cpu" or len(head) < 9:
+        busy = busy_ticks(stat, self._cpus)
+        if busy is None:
             return None
-        # user nice system idle iowait irq softirq steal: all but idle and iowait are busy
-        # (steal too: the hypervisor gave our core to someone else)
-        ticks = [int(x) for x in head[1:9]]
-        busy = sum(ticks) - ticks[3] - ticks[4]
         mine = int(own[11]) + int(own[12])  # utime, stime (fields 14 and 15 of the line)
         return busy / self._tick, mine / self._tick
 
