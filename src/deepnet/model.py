@@ -10,7 +10,7 @@ before any work starts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from deepnet import activations, checks, initializers, layers, losses
@@ -148,9 +148,20 @@ class Model:
 
     # -- parameters -------------------------------------------------------------------
     @property
-    def params(self) -> dict[str, Array]:
-        """``{"W1": ..., "b1": ..., ...}``: the live arrays on the network's device."""
-        return dict(self._params)
+    def params(self) -> Parameters:
+        """The parameters ``W1, b1, ..., WL, bL``, live: a mapping onto the network.
+
+        Reading gives the network's own arrays (on its device); assigning writes into
+        them, so the notes' update loop works as written::
+
+            parameters = net.params
+            parameters["W1"] = parameters["W1"] - alpha * grads["dW1"]
+
+        Each assignment is checked first (shape, finite values; arrays of any library
+        are converted to the network's dtype and moved explicitly, an array on another
+        device of the network's library is refused).
+        """
+        return Parameters(self)
 
     def param_shapes(self) -> dict[str, tuple[int, int]]:
         """The notes' shapes: ``W[l] (n[l], n[l-1])``, ``b[l] (n[l], 1)``."""
@@ -179,6 +190,21 @@ class Model:
                 value = self.xp.asarray(value, copy=True)  # detached view of it)
             new[key] = value
         self._adopt(new)
+
+    def _assign(self, key: Any, value: Any) -> None:
+        """``params[key] = value``: checked, then written into the live array in place."""
+        shapes = self.param_shapes()
+        if key not in shapes:
+            raise InputError(
+                f"the network has no parameter {checks._short(key)}; its parameters are "
+                f"{', '.join(shapes)}"
+            )
+        got = checks._shape_of(value, key)
+        if got != shapes[key]:
+            raise ShapeError(f"{key} must have shape {shapes[key]}; got {got}")
+        converted = self.backend.asarray(value, self.dtype, what=key)
+        checks.all_finite(converted, key)
+        self._params[key][...] = converted
 
     def _adopt(self, params: dict[str, Array]) -> None:
         """Make ``params`` the live parameters.
@@ -382,22 +408,6 @@ class Model:
             cache[m] = Workspace(self, m)
         return cache[m]
 
-    # -- prediction -----------------------------------------------------------------
-    def predict_proba(self, X: Any) -> Array:
-        """``A[L]`` for ``X`` (no dropout)."""
-        AL, _ = self.forward(X)
-        return AL
-
-    def predict(self, X: Any) -> Array:
-        """sigmoid: 0/1 labels ``(nL, m)``; softmax: class indices ``(m,)``; linear: ``A[L]``."""
-        AL = self.predict_proba(X)
-        xp = self.xp
-        if self.output == "sigmoid":
-            return xp.astype(AL > 0.5, xp.int64)
-        if self.output == "softmax":
-            return xp.argmax(AL, axis=0)
-        return AL
-
     # -- checks ---------------------------------------------------------------------
     def _check_X(self, X: Any, what: str = "X") -> Array:
         return checks.features(self.backend, X, self.layer_dims[0], self.dtype, what)
@@ -415,6 +425,44 @@ class Model:
 
     def _check_caches(self, caches: Any, m: int) -> Caches:
         return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype)
+
+
+class Parameters(MutableMapping):
+    """``net.params``: the live parameters of a network, as the notes' dictionary.
+
+    ``params["W1"]`` is the network's own array; ``params["W1"] = value`` checks
+    ``value`` and writes it into that array (on backends with a flat parameter buffer,
+    into the buffer), so a hand-written update loop trains the network itself. Keys
+    cannot be added or deleted.
+    """
+
+    def __init__(self, net: Model) -> None:
+        self._net = net
+
+    def __getitem__(self, key: str) -> Array:
+        try:
+            return self._net._params[key]
+        except (KeyError, TypeError):
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._net._assign(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        raise InputError(
+            f"parameters cannot be deleted ({checks._short(key)}): the network needs every "
+            "W[l] and b[l]; assign a new value instead"
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._net._params)
+
+    def __len__(self) -> int:
+        return len(self._net._params)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self._net._params.items())
+        return f"Parameters({{{shapes}}}, {self._net.dtype_name} on {self._net.backend.label})"
 
 
 class Workspace:
