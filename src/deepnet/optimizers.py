@@ -23,7 +23,12 @@ from deepnet.backend import Array, array_namespace, into, out_supported
 from deepnet.checks import real_number
 from deepnet.errors import InputError
 from deepnet.schedules import (
+    SCHEDULES,
+    Constant,
+    Exponential,
+    InverseTime,
     Schedule,
+    Step,
     get_schedule,
 )
 
@@ -350,6 +355,18 @@ def get(optimizer: str | Optimizer, learning_rate: float | None = None) -> Optim
 
 
 __all__ = [  # the schedules are re-exported: optimizers.Adam(schedule=optimizers.Step())
-    "OPTIMIZERS", "SCHEDULES", "GD", "Adam", "Constant", "Exponential", "InverseTime",
-    "Momentum", "Optimizer", "RMSprop", "Schedule", "Step", "get", "get_schedule",
+    "GD",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Adam",
+    "Constant",
+    "Exponential",
+    "InverseTime",
+    "Momentum",
+    "Optimizer",
+    "RMSprop",
+    "Schedule",
+    "Step",
+    "get",
+    "get_schedule",
 ]
