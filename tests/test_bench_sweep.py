@@ -296,3 +296,16 @@ def test_rounds_needed_ignores_comparisons_too_close_to_the_band(monkeypatch):
     assert need == pytest.approx(1.2 * (1.96 * 1.2533 * 0.1 / math.log(1.12 / 1.05)) ** 2)
     rows = [ref]
     assert s._rounds_needed(("float32", 256, 512)) is None
+
+
+def test_a_round_far_slower_than_predicted_stops_at_the_deadline():
+    """Calls turn 30× slower near the end (a burst of load): the round in progress stops
+    at the deadline instead of running on; at most one sample ends past it."""
+    clock = FakeClock()
+    config = _config(widths=[256], batches=[512], time_budget=10.0, repeat=400,
+                     max_rounds=400, min_time=0.05)  # rounds until the budget ends
+    build = fake_build(clock, {"torch": 1.5}, slow=lambda t: 30.0 if t > 9.5 else 1.0)
+    results = sweep.Sweep(config, clock=clock, build=build, machine={}).run()
+    late = [s for s in results["samples"] if s["t"] > 10.0]
+    assert len(late) <= 1
+    assert clock.t <= 10.0 + 30 * 0.05 * 1.3  # one slowed sample at most
