@@ -275,7 +275,7 @@ def test_a_case_that_fails_mid_sweep_is_skipped_and_the_sweep_goes_on():
 def test_rounds_needed_ignores_comparisons_too_close_to_the_band(monkeypatch):
     """torch at 1.12× [1.04, 1.20] needs a few more rounds; native PyTorch at 0.953, on the
     band's edge (1/1.05 = 0.952), could not settle within max_rounds: it must not hold
-    torch up, and alone it asks for nothing."""
+    torch up, and alone it asks for one more look, then nothing."""
 
     def verdict(estimate, lo, hi, sd):
         return {"estimate": estimate, "lo": lo, "hi": hi, "verdict": "undecided",
@@ -294,7 +294,9 @@ def test_rounds_needed_ignores_comparisons_too_close_to_the_band(monkeypatch):
     need = s._rounds_needed(("float32", 256, 512))
     # (1.96 · 1.2533 · 0.1 / (log 1.12 - log 1.05))² · 1.2 ≈ 17 rounds
     assert need == pytest.approx(1.2 * (1.96 * 1.2533 * 0.1 / math.log(1.12 / 1.05)) ** 2)
-    rows = [ref]
+    rows = [ref]  # alone: one more look while the point has few rounds, then nothing
+    assert s._rounds_needed(("float32", 256, 512)) == 12.0
+    s.rounds = {("float32", 256, 512): 12}
     assert s._rounds_needed(("float32", 256, 512)) is None
 
 

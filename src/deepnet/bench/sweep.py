@@ -160,7 +160,8 @@ class Sweep:
         An undecided ratio at distance ``d`` from the band's edge (on logs), whose log
         ratios spread with a robust standard deviation ``s``, settles once its interval's
         half-width, about ``1.96 · 1.2533 · s / √k`` for the median of ``k`` rounds, is
-        under ``d``; one a few rounds from that is not worth the time. A point left with
+        under ``d``; one that would need more than ``max_rounds`` gets one more look (twice
+        the rounds, while under ``2 · repeat``), then is left open. A point left with
         too few rounds after setting some aside (interference, short samples) needs a
         fresh set; one too spread, twice the rounds.
         """
@@ -193,6 +194,9 @@ class Sweep:
                 k_needed = max(k + 1.0, 1.2 * (1.96 * 1.2533 * sd / max(d, 1e-12)) ** 2)
                 if k_needed <= cfg.max_rounds:  # the hopeless ones must not hold up the rest
                     need = max(need, k_needed)
+                elif k < 2 * cfg.repeat:  # but the median of a few rounds is noisy itself:
+                    need = max(need, 2.0 * k)  # one more look before giving up
+
         return need or None
 
     def _order(self, cases: dict[Key, Case], r: int) -> list[Key]:
