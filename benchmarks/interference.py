@@ -7,7 +7,7 @@ whether the noisy run states a verdict the quiet one contradicts (both clear, an
 different). Also: the share of clear verdicts in each, and the time each run took against
 its budget. Exits with status 1 if any verdict is contradicted.
 
-    python benchmarks/interference.py                   # the default grid, ~5.5 minutes
+    python benchmarks/interference.py                   # the default grid, ~5 minutes
     python benchmarks/interference.py --out /tmp/interference -- --backends numpy,torch
 
 Arguments after ``--`` go to both ``deepnet bench`` runs. Run it when nothing else runs:
