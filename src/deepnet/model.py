@@ -84,6 +84,7 @@ class Model:
             raise InputError(f"hidden must be an activation name or a list; got {hidden!r}")
         self.hidden = [activations.get(h, allowed=activations.HIDDEN).name for h in hidden]
         self.output = activations.get(output, allowed=activations.OUTPUT).name
+        checks.output_units(self.output, dims[-1])
         initializers.get(init)
         self.init = init
         self.l2 = checks.real_number(l2, "l2", low=0.0)
@@ -100,6 +101,7 @@ class Model:
         self.reuse_buffers = bool(reuse_buffers)
         self._rng = rng
         self._grads_flat = None  # the workspace gradients, allocated with the first one
+        checks.network_memory(dims, self.dtype_name, self.backend)
         with checks.allocation(dims, self.dtype_name):
             self._adopt(initializers.initialize_parameters(
                 dims, init, rng, self.backend, self.dtype
@@ -268,7 +270,7 @@ class Model:
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
         if caches is not None:
-            self._check_caches(caches, AL.shape[1])
+            self._check_caches(caches, AL.shape[1], AL)
         return float(self._cost(AL, Y, caches))
 
     def _cost(self, AL: Array, Y: Array, caches: Caches | None) -> Array:
@@ -289,7 +291,7 @@ class Model:
         """``{"dW1": ..., "db1": ..., ...}`` by the notes' recursion from ``l = L`` down."""
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
-        self._check_caches(caches, AL.shape[1])
+        self._check_caches(caches, AL.shape[1], AL)
         return self._backward(AL, Y, caches)
 
     def _backward(
@@ -389,8 +391,10 @@ class Model:
             self.backend, AL, output=self.output, nL=self.layer_dims[-1], dtype=self.dtype
         )
 
-    def _check_caches(self, caches: Any, m: int) -> Caches:
-        return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype)
+    def _check_caches(self, caches: Any, m: int, AL: Array | None = None) -> Caches:
+        """The caches of this network's forward of the batch whose output is ``AL``."""
+        return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype,
+                             params=self._params, AL=AL)
 
 
 class Workspace:
