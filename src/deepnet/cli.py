@@ -28,7 +28,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -269,8 +268,8 @@ def accuracy(net: DeepNet, X: Any, labels: np.ndarray) -> float:
     return float(np.mean(to_numpy(net.predict(X)) == labels))
 
 
-def _outputs(args: argparse.Namespace) -> tuple[Path, Path | None, str | None]:
-    """The checkpoint and plot files, checked (and the default directory made) before any
+def _outputs(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
+    """The checkpoint and plot names, checked (and the default directory made) before any
     work; the third item is why there is no plot, where there is none."""
     plot_text = None if args.no_plot else args.plot
     if args.checkpoint is None:
@@ -294,10 +293,10 @@ def _outputs(args: argparse.Namespace) -> tuple[Path, Path | None, str | None]:
     if args.checkpoint is None:
         _make_default_directory()
     checkpoint = paths.output_file(checkpoint_text, CHECKPOINT, probe=True)
-    plot = None if plot_text is None else paths.output_file(plot_text, PLOT, probe=True)
-    if plot is not None:
+    if plot_text is not None:
+        plot = paths.output_file(plot_text, PLOT, probe=True)
         paths.distinct({"--checkpoint": checkpoint, "--plot": plot}, InputError)
-    return checkpoint, plot, skipped
+    return checkpoint_text, plot_text, skipped
 
 
 def _make_default_directory() -> None:
@@ -386,14 +385,14 @@ def _train(args: argparse.Namespace) -> int:
             print(_plot(history, plot, f"{args.dataset} {list(net.layer_dims)}"))
     except KeyboardInterrupt:
         unwritten = "" if plot is None else (
-            f"; the plot {str(plot)!r} was not written (any previous file there is unchanged)")
+            f"; the plot {plot} was not written (any previous file there is unchanged)")
         print(f"deepnet train: interrupted; the checkpoint {checkpoint} is saved{unwritten}",
               file=sys.stderr)
         return 130
     return 0
 
 
-def _plot(history: Any, path: Path, title: str) -> str:
+def _plot(history: Any, path: str, title: str) -> str:
     """Write the cost (and accuracy) curves to ``path`` atomically; the line to print."""
     from matplotlib.figure import Figure
 
@@ -417,7 +416,7 @@ def _plot(history: Any, path: Path, title: str) -> str:
             ax.plot(epochs, history.val_accuracy, label="validation")
         ax.set(xlabel="epoch", ylabel="accuracy")
         ax.legend()
-    fmt = path.suffix.lower().lstrip(".")
+    fmt = os.path.splitext(path)[1].lower().lstrip(".")
     paths.write_atomically(path, lambda f: fig.savefig(f, format=fmt, dpi=100), PLOT)
     return f"plot: {path}"
 
@@ -493,5 +492,20 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def entry() -> int:
+    """The console script (and ``python -m deepnet``): :func:`main`, then Ctrl-C ignored
+    while the interpreter shuts down, so that a finished command keeps its exit status and
+    prints no traceback."""
+    code = 130
+    try:
+        code = main()
+    except KeyboardInterrupt:  # came between main's last line and here
+        print("deepnet: interrupted", file=sys.stderr)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

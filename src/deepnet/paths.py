@@ -30,8 +30,10 @@ The rules
   failure or an interrupt leaves the previous file (or no file) as it was. The
   temporary file is created with mode ``0o666`` and the kernel applies the umask (and a
   default ACL) itself, so the umask is never read or changed; a replaced file keeps its
-  mode (and, for root, its owner). Its name is shortened where a long target name would
-  make it exceed the file system's limit, so every legal name can be written.
+  mode (and, for root, its owner). As with every atomic save, the file gets a new inode:
+  other hard links to the old one keep the old content. The temporary file's name is
+  shortened where a long target name would make it exceed the file system's limit, so
+  every legal name can be written.
 """
 
 from __future__ import annotations

@@ -271,8 +271,10 @@ def _history(archive: Archive, where: str) -> History | None:
                 break
             values[key] = numbers
         elif key == "best_epoch":
-            if value is not None and not (type(value) is int and value >= 0):
-                problem = f"best_epoch is {str(value)[:40]}, not an epoch index or null"
+            epochs = len(data.get("cost", [])) if isinstance(data.get("cost"), list) else 0
+            if value is not None and not (type(value) is int and 0 <= value < epochs):
+                problem = (f"best_epoch is {str(value)[:40]}, not the index of one of its "
+                           f"{epochs} epochs, or null")
                 break
             values[key] = value
         elif key == "monitor":
