@@ -836,9 +836,9 @@ def test_ctrl_c_at_random_moments_leaves_whole_files(tmp_path):
         assert banner.startswith("deepnet train:"), (banner, proc.stderr.read())
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
-    for where, proc, _ in runs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode in (0, 130), err
+    for where, proc, delay in runs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode in (0, 130), (proc.returncode, delay, out, err)
         assert "Traceback" not in err and err.count("\n") <= 1, err
         if (where / "model.npz").exists():
             dn.load(where / "model.npz")  # complete, whenever the signal came
