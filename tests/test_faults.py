@@ -724,7 +724,7 @@ def test_float64_weights_beyond_float32_are_a_checkpoint_error(tmp_path):
 
 _PHASES = textwrap.dedent("""
     import os, signal, sys
-    from deepnet import cli, datasets, serialization, training
+    from deepnet import cli, cli_train, datasets, loop, serialization
 
     phase, argv = sys.argv[1], sys.argv[2:]
 
@@ -746,11 +746,11 @@ _PHASES = textwrap.dedent("""
     if phase == "start":
         at(cli, "_parser")
     elif phase == "network":
-        at(cli, "_network")
+        at(cli_train, "_network")
     elif phase == "data":
         at(datasets, "make_moons")
     elif phase == "fit":  # three steps an epoch: the fifth is in the second epoch
-        at(training, "train_step", when=lambda calls: calls == 5)
+        at(loop, "step", when=lambda calls: calls == 5)
     elif phase == "save":  # midway through writing the checkpoint's bytes
         real_savez = serialization.np.savez
         def savez(file, **arrays):
@@ -759,7 +759,7 @@ _PHASES = textwrap.dedent("""
             real_savez(file, **dict(items))
         serialization.np.savez = savez
     elif phase == "report":
-        at(cli, "accuracy")
+        at(cli_train, "accuracy")
     elif phase == "plot":
         from matplotlib.figure import Figure
         at(Figure, "savefig")
