@@ -947,9 +947,15 @@ def test_use_backend_in_interleaved_asyncio_tasks(clean_default):
     async def _current():
         return dn.get_backend()
 
+    async def in_a_thread():
+        with dn.use_backend("array_api_strict", "device1") as outer:
+            return await asyncio.to_thread(dn.get_backend), outer
+
     out, inherited, outer = asyncio.run(main())
     assert out == [True] * 60
     assert inherited is outer  # a task made inside a block inherits it
+    seen, outer = asyncio.run(in_a_thread())
+    assert seen is outer  # asyncio.to_thread copies the context, block included
     assert dn.get_backend().name == "numpy"
 
 
@@ -1153,3 +1159,19 @@ def test_info_says_when_the_default_backend_cannot_run(capsys, clean_default):
             assert "backends:" in out  # the table is still printed, to help
             assert err.startswith("deepnet info: error: the default backend cannot run")
             assert words in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["info"], ["train", "--dataset", "moons", "--epochs", "1",
+                                             "--no-progress", "--no-plot"]])
+def test_a_closed_output_pipe_ends_the_command_quietly(tmp_path, args):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `deepnet ... | head` after head has exited
+    try:
+        proc = subprocess.run([sys.executable, "-m", "deepnet", *args], cwd=tmp_path,
+                              env=_env(), stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -15,6 +15,7 @@ and one line on stderr (``deepnet.cli_train`` says what becomes of its files).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -76,6 +77,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepnet{' ' + command if command else ''}: interrupted; nothing was written",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away (deepnet info | head)
+        _silence_stdout()
+        return 128 + 13  # as a shell tool killed by SIGPIPE: the files written stay whole
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush into the closed pipe
+    prints no second error on the way out."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # -- deepnet bench --------------------------------------------------------------------------

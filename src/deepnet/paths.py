@@ -109,7 +109,8 @@ def _reason(exc: OSError) -> str:
     code = exc.errno
     text = exc.strerror or str(exc)
     if code in (errno.EACCES, errno.EPERM):
-        return f"permission denied ({text})"
+        return "permission denied" + ("" if text.lower() == "permission denied" else
+                                      f" ({text})")
     if code == errno.EROFS:
         return f"the file system is read-only ({text})"
     if code == errno.ELOOP:
