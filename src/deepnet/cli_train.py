@@ -259,21 +259,32 @@ def train(args: argparse.Namespace) -> int:
     net = _network(args)
     checkpoint, plot, skipped = _outputs(args)
 
+    with _Interrupts() as interrupts:
+        return _run(args, net, optimizer, checkpoint, plot, skipped, interrupts)
+
+
+def _run(args: argparse.Namespace, net: DeepNet, optimizer: optimizers.Optimizer,
+         checkpoint: str, plot: str | None, skipped: str | None,
+         interrupts: _Interrupts) -> int:
+    """Load the data, train, save, report and plot; Ctrl-C handled phase by phase."""
     X_train, Y_train, X_test, Y_test, _ = _load_data(args.dataset, args.seed)
     batch = "full batch" if args.batch_size is None else f"batches of {args.batch_size}"
     print(f"deepnet train: {args.dataset} ({X_train.shape[1]} train / {X_test.shape[1]} test), "
           f"{list(net.layer_dims)} {'/'.join(dict.fromkeys(net.activations))}, "
           f"{args.optimizer} α={optimizer.learning_rate:g}, {args.epochs} epochs in {batch}, "
           f"{net.backend.label} {net.dtype_name}", flush=True)
+    interrupts.check()
 
     start = time.perf_counter()
     try:
         history = net.fit(
             X_train, Y_train, epochs=args.epochs, batch_size=args.batch_size,
             optimizer=optimizer, seed=args.seed, validation=args.validation or None,
-            early_stopping=args.early_stopping, progress=False if args.no_progress else None,
+            early_stopping=args.early_stopping, callbacks=[interrupts.check],
+            progress=False if args.no_progress else None,
         )
         seconds = time.perf_counter() - start
+        interrupts.check()
         with _ctrl_c_held():
             net.save(checkpoint)
     except KeyboardInterrupt:  # in fit, or just after it: keep what was learned
@@ -287,6 +298,7 @@ def train(args: argparse.Namespace) -> int:
         print(f"deepnet train: interrupted after {done} completed epochs; saved them to "
               f"{checkpoint}", file=sys.stderr)
         return 130
+    plotted = False
     try:
         rate = history.epochs / seconds if seconds > 0 else float("inf")
         stopped = (f" (early stop; best epoch {history.best_epoch + 1})"
@@ -297,17 +309,60 @@ def train(args: argparse.Namespace) -> int:
         print(f"train accuracy {accuracy(net, X_train, Y_train):.4f}   "
               f"test accuracy {accuracy(net, X_test, Y_test):.4f}")
         print(f"checkpoint: {checkpoint}")
+        interrupts.check()
         if skipped is not None:
             print(f"plot: skipped ({skipped})")
         elif plot is not None:
-            print(_plot(history, plot, f"{args.dataset} {list(net.layer_dims)}"))
+            with _ctrl_c_held():  # matplotlib's callbacks would swallow it, or worse
+                line = _plot(history, plot, f"{args.dataset} {list(net.layer_dims)}")
+                plotted = True
+            print(line)
+        interrupts.check()
     except KeyboardInterrupt:
-        unwritten = "" if plot is None else (
-            f"; the plot {plot} was not written (any previous file there is unchanged)")
-        print(f"deepnet train: interrupted; the checkpoint {checkpoint} is saved{unwritten}",
+        if plot is None:
+            tail = ""
+        elif plotted:
+            tail = f" and so is the plot {plot}"
+        else:
+            tail = f"; the plot {plot} was not written (any previous file there is unchanged)"
+        print(f"deepnet train: interrupted; the checkpoint {checkpoint} is saved{tail}",
               file=sys.stderr)
         return 130
     return 0
+
+
+class _Interrupts:
+    """A Ctrl-C that Python could not raise where it landed is not lost.
+
+    A signal handled while a finalizer or a weakref callback runs (matplotlib has many)
+    raises ``KeyboardInterrupt`` there, where Python prints "Exception ignored" and goes
+    on. While the command runs, such an interrupt is recorded instead (through
+    ``sys.unraisablehook``, restored afterwards) and :meth:`check` raises it at the next
+    safe point: the end of each epoch (it is a ``fit`` callback) and each phase.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def __enter__(self) -> _Interrupts:
+        self._previous = sys.unraisablehook
+        sys.unraisablehook = self._hook
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.unraisablehook = self._previous
+
+    def _hook(self, unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self.pending = True
+        else:
+            self._previous(unraisable)
+
+    def check(self, *args: Any) -> None:
+        """Raise a recorded interrupt (also a ``fit`` callback: ``cb(net, epoch, logs)``)."""
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
 def _plot(history: Any, path: str, title: str) -> str:
