@@ -170,16 +170,17 @@ class Archive:
         """
         item = self.entry(key)
         out = np.empty(item.count, dtype=item.dtype)
-        view = memoryview(out.view(np.uint8))
+        view = out.view(np.uint8)
         try:
             with self._zip.open(item.info) as member:
                 member.read(item.offset)
                 done = 0
                 while done < item.nbytes:
-                    got = member.readinto(view[done : done + _CHUNK])
-                    if not got:
+                    chunk = member.read(min(_CHUNK, item.nbytes - done))
+                    if not chunk:
                         raise self._damaged(key, "ends before its data does")
-                    done += got
+                    view[done : done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+                    done += len(chunk)
                 member.read(1)  # at the end: the zip checks the CRC of the whole entry
         except CheckpointError:
             raise
@@ -188,8 +189,7 @@ class Archive:
                 f"{self.where!r} is damaged or truncated and cannot be read "
                 f"({type(exc).__name__}: {exc}); save the network again"
             ) from None
-        order = "F" if item.fortran else "C"
-        array = out.reshape(item.shape, order=order)
+        array = out.reshape(item.shape, order="F" if item.fortran else "C")
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
         return array

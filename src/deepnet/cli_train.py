@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -147,9 +147,10 @@ def _load_data(name: str, seed: int) -> tuple:
     if name == "digits":
         d = datasets.load_digits()
         return d.X_train, d.y_train, d.X_test, d.y_test, 10
-    make = {"flower": datasets.make_flower, "moons": datasets.make_moons,
-            "circles": datasets.make_circles}[name]
-    X, Y = make(1000, seed=seed)
+    makers: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+        "flower": datasets.make_flower, "moons": datasets.make_moons,
+        "circles": datasets.make_circles}
+    X, Y = makers[name](1000, seed=seed)
     return X[:, :750], Y[:, :750], X[:, 750:], Y[:, 750:], 2
 
 
@@ -301,7 +302,7 @@ def _run(args: argparse.Namespace, net: DeepNet, optimizer: optimizers.Optimizer
     plotted = False
     try:
         rate = history.epochs / seconds if seconds > 0 else float("inf")
-        stopped = (f" (early stop; best epoch {history.best_epoch + 1})"
+        stopped = (f" (early stop; best epoch {(history.best_epoch or 0) + 1})"
                    if history.stopped_early else "")
         print(f"{history.epochs} epochs in {seconds:.2f} s ({rate:.1f} epochs/s){stopped}; "
               f"final cost {history.cost[-1]:.4f}"

@@ -73,19 +73,20 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _contents(net: Model) -> dict[str, np.ndarray]:
+def _contents(net: Model) -> dict[str, Any]:
     config = net.config()
     if not (config["seed"] is None or isinstance(config["seed"], int)):
         config["seed"] = None  # a Generator seed cannot be written; the weights are saved
+    epochs = 0 if net.history is None else net.history.epochs
     history = None if net.history is None else _json_safe(net.history.to_dict())
     text = json.dumps(history, allow_nan=False)
     if len(text) > HISTORY_MAX_CHARS:
         raise CheckpointError(
-            f"cannot save the checkpoint: the history of {net.history.epochs:,} epochs takes "
+            f"cannot save the checkpoint: the history of {epochs:,} epochs takes "
             f"{len(text):,} characters, more than a checkpoint holds ({HISTORY_MAX_CHARS:,});"
             " set net.history = None (or keep fewer epochs) and save again"
         )
-    arrays = {
+    arrays: dict[str, Any] = {
         "__format__": np.array(FORMAT_NAME),
         "__version__": np.array(FORMAT_VERSION, dtype=np.int64),
         "config": np.array(json.dumps(config, allow_nan=False)),
