@@ -96,7 +96,7 @@ def workspace_bytes(dims: Sequence[int], m: int, dtype_name: str) -> int:
 
     ``A[l]`` for every layer, ``dA[l]`` below the output, the flat gradients, a column of
     ``m`` ones and, per distinct hidden width ``n``, an ``(n, m)`` scratch and zeros
-    (``model.Workspace``). The caller adds its copies of ``X`` and ``Y``.
+    (``buffers.Workspace``). The caller adds its copies of ``X`` and ``Y``.
     """
     L = len(dims) - 1
     s = itemsize(dtype_name)
