@@ -1140,6 +1140,13 @@ def test_a_gpu_network_is_checked_against_its_device(monkeypatch):
         memory.require(need, fake, "layer_dims [4096, 4096, 10]")
 
 
+def test_device_bytes_are_host_bytes_on_a_cpu_backend(monkeypatch, backend):
+    monkeypatch.setattr(memory, "available_host_memory", lambda: 100 * 2**20)
+    memory.require(memory.Need(host=60 * 2**20), backend, "x")
+    with pytest.raises(dn.InputError, match=r"needs about 120.0 MiB of host memory"):
+        memory.require(memory.Need(host=60 * 2**20, device=60 * 2**20), backend, "x")
+
+
 def test_the_workspace_estimate_counts_every_buffer():
     net = dn.DeepNet([7, 12, 12, 5, 3], output="softmax", backend="numpy")
     ws = net._workspace(20)

@@ -185,16 +185,19 @@ def require(need: Need, backend: Backend, what: str) -> None:
     """Refuse (``InputError``) when ``need`` exceeds the memory available now.
 
     ``what`` names the thing, e.g. ``"layer_dims [64, 10]"``; the message gives both sizes.
+    Where the backend's device is the host (NumPy, array-api-strict, torch on the CPU),
+    ``need.device`` is host memory too and is added to ``need.host``.
     """
+    device = free_device_memory(backend)
+    wanted = need.host + (need.device if device is None else 0)
     host = available_host_memory()
-    if host is not None and need.host > host:
+    if host is not None and wanted > host:
         raise InputError(
-            f"{what} needs about {_gib(need.host)} of host memory at its peak, but only "
+            f"{what} needs about {_gib(wanted)} of host memory at its peak, but only "
             f"{_gib(host)} is available here; use smaller layers (or free memory)"
         )
-    if need.device:
-        device = free_device_memory(backend)
-        if device is not None and need.device > device:
+    if need.device and device is not None:
+        if need.device > device:
             raise InputError(
                 f"{what} needs about {_gib(need.device)} on {backend.label} at its peak, "
                 f"but only {_gib(device)} is free there; use smaller layers (or another "
