@@ -113,6 +113,18 @@ class Backend:
         return xp.asarray(host, device=self.device, copy=True)
 
     # -- device work -------------------------------------------------------------------
+    def activate(self) -> contextlib.AbstractContextManager:
+        """A context in which this backend's device is the current one.
+
+        CuPy runs every kernel on the thread's *current* device, whatever device its
+        arrays live on; torch and NumPy follow the arrays. So for CuPy this is
+        ``cupy.cuda.Device(n)`` (the previous device is current again afterwards), for
+        the others a no-op.
+        """
+        if self.name == "cupy":
+            return self.lib.cuda.Device(self.device.id)
+        return contextlib.nullcontext()
+
     def synchronize(self) -> None:
         """Wait until the device has finished all queued work (no-op on the CPU)."""
         if self._sync is not None:
@@ -190,7 +202,6 @@ def _load_torch(device: str | None) -> Backend:
 
 def _load_cupy(device: str | None) -> Backend:
     cupy = _import("cupy", "cupy")
-    from array_api_compat import cupy as xp
 
     try:
         count = cupy.cuda.runtime.getDeviceCount()
@@ -207,7 +218,60 @@ def _load_cupy(device: str | None) -> Backend:
             f"cupy device {device!r}: expected an index 0..{count - 1} (e.g. DEEPNET_DEVICE=1)"
         )
     dev = cupy.cuda.Device(int(text))
-    return Backend("cupy", xp, dev, cupy, dev.synchronize)
+    return Backend("cupy", _cupy_namespace(), dev, cupy, dev.synchronize)
+
+
+_CUPY_CREATION = ("arange", "asarray", "empty", "eye", "full", "linspace", "ones", "zeros")
+_CUPY_LIKE = ("empty_like", "full_like", "ones_like", "zeros_like")
+_cupy_xp: dict[ModuleType, ModuleType] = {}  # the namespace below, one per cupy module
+
+
+def _cupy_namespace() -> ModuleType:
+    """``array_api_compat.cupy`` with creation functions that honour ``device=``.
+
+    CuPy allocates on the thread's current device, and array-api-compat's creation
+    functions (``asarray`` aside) drop ``device=``. Here each one first makes the device
+    asked for current, as ``cupy.cuda.Device(n).use()``, and leaves it current: after
+    deepnet has created an array on device ``n``, the kernels that follow run on ``n``,
+    where their operands live. ``*_like`` functions default to the device of ``x``, as
+    the standard says. A training step also runs inside ``Backend.activate()``.
+    """
+    import cupy
+
+    if cupy in _cupy_xp:
+        return _cupy_xp[cupy]
+    import functools
+
+    from array_api_compat import cupy as compat
+
+    def use(device: Any) -> None:
+        if device is not None:
+            cupy.cuda.Device(device).use()
+
+    def creation(f: Any) -> Any:
+        @functools.wraps(f)
+        def create(*args: Any, device: Any = None, **kwargs: Any) -> Any:
+            use(device)
+            return f(*args, device=device, **kwargs)
+
+        return create
+
+    def like(f: Any) -> Any:
+        @functools.wraps(f)
+        def create(x: Any, /, *args: Any, device: Any = None, **kwargs: Any) -> Any:
+            use(x.device if device is None else device)
+            return f(x, *args, **kwargs)
+
+        return create
+
+    xp = ModuleType(compat.__name__, compat.__doc__)
+    xp.__dict__.update({k: v for k, v in vars(compat).items() if not k.startswith("__")})
+    for name in _CUPY_CREATION:
+        setattr(xp, name, creation(getattr(compat, name)))
+    for name in _CUPY_LIKE:
+        setattr(xp, name, like(getattr(compat, name)))
+    _cupy_xp[cupy] = xp
+    return xp
 
 
 def _load_strict(device: str | None) -> Backend:
@@ -350,6 +414,8 @@ def array_namespace(*arrays: Array) -> ModuleType:
         import array_api_compat
 
         xp = array_api_compat.array_namespace(arrays[0])
+        if _library_of(arrays[0]) == "cupy":
+            xp = _cupy_namespace()
         _NAMESPACE_BY_TYPE[first] = xp
     for other in arrays[1:]:
         if type(other) is not first and not isinstance(other, (int, float)):
@@ -520,3 +586,70 @@ def available_backends() -> dict[str, str]:
         except BackendError as exc:
             out[name] = str(exc)
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# kernel hooks: what a library's arrays allow beyond the standard's guarantees
+
+
+def integers_wrap(x: Array) -> bool:
+    """Whether ``x``'s library does uint32 arithmetic modulo 2^32 (NumPy, CuPy).
+
+    The standard leaves integer overflow unspecified; the dropout hash takes a shorter
+    path where wrap-around is known, and an overflow-free int64 path elsewhere (torch
+    has no uint32 arithmetic; array-api-strict, the referee, takes the portable one).
+    """
+    return _library_of(x) in ("numpy", "cupy")
+
+
+def ignore_overflow(x: Array) -> contextlib.AbstractContextManager:
+    """A context in which an overflow to ``inf`` in ``x``'s library does not warn.
+
+    For kernels whose result is exact when an intermediate overflows (``1/(1+inf)``
+    is the ``0`` it should be). Only NumPy (and array-api-strict, NumPy underneath)
+    warn; elsewhere a no-op.
+    """
+    if _library_of(x) in ("numpy", "array_api_strict"):
+        return np.errstate(over="ignore")
+    return contextlib.nullcontext()
+
+
+_CONSTANTS: dict[tuple, Array] = {}
+
+
+def constant(value: float, like: Array) -> Array:
+    """A 0-d array holding ``value`` in ``like``'s dtype, on its device (made once).
+
+    For operands the standard takes only as arrays on some libraries:
+    array-api-compat turns a Python scalar given to torch's ``maximum`` into a new tensor
+    on every call, a host-to-device copy and a stream synchronization on CUDA; CuPy's
+    ``clip`` goes through a generic wrapper that reads boolean masks back to the host.
+    ``maximum(x, constant(0.0, x))`` is one kernel everywhere. Never write into it.
+    """
+    key = (type(like), device_label(like.device), str(like.dtype), float(value))
+    c = _CONSTANTS.get(key)
+    if c is None:
+        xp = array_namespace(like)
+        c = _CONSTANTS[key] = xp.full((), value, dtype=like.dtype, device=like.device)
+    return c
+
+
+#: NumPy's maximum against a full array of zeros beats the maximum against a 0-d zero
+#: while both operands stay in the cache: 0.71-0.78x the time for float32 Z of 16-512
+#: KiB, 1.5-4x *slower* from 1 MiB up, no gain for float64 (benchmarks/gpu_kernels.py).
+FULL_ZEROS_MAX_BYTES = 1 << 19
+
+
+def relu_floor(Z: Array, zeros: Array | None) -> Array:
+    """What ``relu`` takes the maximum of ``Z`` against: the workspace's ``zeros`` where
+    that measurably helps (NumPy, float32, ``Z`` within :data:`FULL_ZEROS_MAX_BYTES`),
+    else a 0-d zero on ``Z``'s device (one read of ``Z`` only: no zeros array is read on
+    a GPU)."""
+    if (
+        zeros is not None
+        and type(Z) is np.ndarray
+        and Z.dtype == np.float32
+        and Z.nbytes <= FULL_ZEROS_MAX_BYTES
+    ):
+        return zeros
+    return constant(0.0, Z)

@@ -16,8 +16,15 @@ from deepnet.optimizers import Optimizer
 def train_step(net: Model, X: Array, Y: Array, optimizer: Optimizer) -> Array:
     """Forward (with dropout), cost from the logits, backward, in-place update.
 
-    Returns the cost of the batch *before* the update, as a 0-d device array.
+    Returns the cost of the batch *before* the update, as a 0-d device array. Nothing in
+    it reads a value back to the host or copies one in (tests/test_device_traffic.py);
+    it runs with the network's device current (``Backend.activate``: CuPy needs it).
     """
+    with net.backend.activate():
+        return _step(net, X, Y, optimizer)
+
+
+def _step(net: Model, X: Array, Y: Array, optimizer: Optimizer) -> Array:
     ws = net._workspace(X.shape[1])
     AL, caches = net._forward(X, training=True, ws=ws)
     J = net._cost(AL, Y, caches)
