@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from deepnet import activations, checks, initializers, layers, losses
+from deepnet import activations, checks, dropout, initializers, layers, losses
 from deepnet.backend import (
     Array,
     Backend,
@@ -231,15 +231,15 @@ class Model:
     ) -> tuple[Array, Caches]:
         """The forward pass on checked inputs; with ``ws``, into its buffers."""
         p = self._params
-        dropout = training and self.keep_prob < 1.0
+        masks = self._dropout_mask(X) if training and self.keep_prob < 1.0 else None
         A = X
         caches = []
         for l, g in enumerate(self.hidden, start=1):
             buffers = ws.layer(l) if ws is not None else layers.NO_BUFFERS
             A, cache = layers.dense_forward(A, p[f"W{l}"], p[f"b{l}"], g, buffers=buffers)
             D = None
-            if dropout:
-                D = self._dropout_mask(A.shape)
+            if masks is not None:
+                D = masks[l - 1]
                 A = A * D  # not in place: the cache keeps the undropped A for g'
             caches.append((cache, D))
         L = self.L
@@ -249,15 +249,22 @@ class Model:
         caches.append(((linear_cache, ZL, AL), None))
         return AL, caches
 
-    def _dropout_mask(self, shape: tuple[int, ...]) -> Array:
-        """``1[u < keep_prob] / keep_prob`` with ``u`` from the host RNG.
+    #: the column of this process's first example in the global batch (data-parallel
+    #: training sets it, so that a column's dropout mask does not depend on the split)
+    _dropout_column_offset = 0
 
-        Drawn on the host (not by the backend's generator) so that one seed trains the
-        same network on every backend; the price is one explicit host-to-device copy per
-        hidden layer and step, paid only when ``keep_prob < 1``.
+    def _dropout_mask(self, X: Array) -> list[Array]:
+        """The step's masks ``D[1], ..., D[L-1]`` for the batch ``X``, made on its device.
+
+        One key per step comes from the host RNG; the masks are a hash of it and of each
+        entry's position (``deepnet.dropout``), so one seed gives the same masks on every
+        backend with no host-to-device copy.
         """
-        keep = self._rng.random(shape) < self.keep_prob
-        return self.backend.asarray(keep / self.keep_prob, self.dtype, what="dropout mask")
+        key = dropout.step_key(self._rng)
+        return dropout.masks(
+            X, self.layer_dims[1 : self.L], key, self.keep_prob,
+            column_offset=self._dropout_column_offset,
+        )
 
     # -- cost and backward --------------------------------------------------------------
     def cost(self, AL: Any, Y: Any, caches: Caches | None = None) -> float:
