@@ -17,26 +17,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from deepnet.backend import Array, array_namespace
+from deepnet.backend import Array, array_namespace, constant
 from deepnet.errors import InputError
 
 
 def bce_from_logits(ZL: Array, Y: Array) -> Array:
-    """Binary cross-entropy from ``Z[L]``: ``(1/m) Σ [max(z,0) - z y + log(1 + e^{-|z|})]``."""
+    """Binary cross-entropy from ``Z[L]``: ``(1/m) Σ [max(z,0) - z y + log(1 + e^{-|z|})]``.
+
+    ``max(z, 0)`` is a ``maximum`` against a 0-d zero on the device: ``clip`` would take
+    array-api-compat's generic wrapper on CuPy (boolean masks, a host read each), and a
+    Python scalar would be a new tensor per call on torch. The form with ``logaddexp``
+    has half the kernels but is 3-7x slower on NumPy (not vectorized there).
+    """
     xp = array_namespace(ZL, Y)
     m = ZL.shape[1]
-    loss = xp.clip(ZL, 0.0, None) - ZL * Y + xp.log1p(xp.exp(-xp.abs(ZL)))
+    loss = xp.maximum(ZL, constant(0.0, ZL)) - ZL * Y + xp.log1p(xp.exp(-xp.abs(ZL)))
     return xp.sum(loss) / m
 
 
+def _log_floor(X: Array) -> Array:
+    """``log(max(X, tiny))``: never ``log(0)``; no clip, no Python scalar (see above)."""
+    xp = array_namespace(X)
+    return xp.log(xp.maximum(X, constant(xp.finfo(X.dtype).smallest_normal, X)))
+
+
 def bce_from_output(AL: Array, Y: Array) -> Array:
-    """Binary cross-entropy from ``A[L]``; ``log(0)`` is avoided by clipping at ``tiny``."""
+    """Binary cross-entropy from ``A[L]``; ``log(0)`` is avoided by flooring at ``tiny``."""
     xp = array_namespace(AL, Y)
     m = AL.shape[1]
-    tiny = xp.finfo(AL.dtype).smallest_normal
-    log_a = xp.log(xp.clip(AL, tiny, 1.0))
-    log_1a = xp.log(xp.clip(1.0 - AL, tiny, 1.0))
-    return -xp.sum(Y * log_a + (1.0 - Y) * log_1a) / m
+    return -xp.sum(Y * _log_floor(AL) + (1.0 - Y) * _log_floor(1.0 - AL)) / m
 
 
 def ce_from_logits(ZL: Array, Y: Array) -> Array:
@@ -50,11 +59,10 @@ def ce_from_logits(ZL: Array, Y: Array) -> Array:
 
 
 def ce_from_output(AL: Array, Y: Array) -> Array:
-    """Categorical cross-entropy from ``A[L]``, clipped at ``tiny``."""
+    """Categorical cross-entropy from ``A[L]``, floored at ``tiny``."""
     xp = array_namespace(AL, Y)
     m = AL.shape[1]
-    tiny = xp.finfo(AL.dtype).smallest_normal
-    return -xp.sum(Y * xp.log(xp.clip(AL, tiny, 1.0))) / m
+    return -xp.sum(Y * _log_floor(AL)) / m
 
 
 def mse(AL: Array, Y: Array) -> Array:
