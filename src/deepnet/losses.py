@@ -17,22 +17,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from deepnet.backend import Array, array_namespace, constant
+from deepnet.backend import Array, array_namespace, constant, prefers_fewer_kernels
 from deepnet.errors import InputError
 
 
 def bce_from_logits(ZL: Array, Y: Array) -> Array:
-    """Binary cross-entropy from ``Z[L]``: ``(1/m) Σ [max(z,0) - z y + log(1 + e^{-|z|})]``.
+    """Binary cross-entropy from ``Z[L]``: ``(1/m) Σ [softplus(z) - z y]``.
 
-    ``max(z, 0)`` is a ``maximum`` against a 0-d zero on the device: ``clip`` would take
-    array-api-compat's generic wrapper on CuPy (boolean masks, a host read each), and a
-    Python scalar would be a new tensor per call on torch. The form with ``logaddexp``
-    has half the kernels but is 3-7x slower on NumPy (not vectorized there).
+    ``softplus(z) = log(1 + e^z)`` is ``logaddexp(0, z)`` where fewer kernels pay
+    (``backend.prefers_fewer_kernels``: five launches in all instead of ten), else
+    ``max(z, 0) + log(1 + e^{-|z|})``, whose ufuncs NumPy vectorizes (its ``logaddexp``
+    is 3-6x slower). Both are finite for every finite ``z``. ``0`` is a 0-d array on the
+    device, never ``clip`` (array-api-compat's generic wrapper on CuPy reads boolean
+    masks back to the host) nor a Python scalar (a new tensor per call on torch).
     """
     xp = array_namespace(ZL, Y)
     m = ZL.shape[1]
-    loss = xp.maximum(ZL, constant(0.0, ZL)) - ZL * Y + xp.log1p(xp.exp(-xp.abs(ZL)))
-    return xp.sum(loss) / m
+    zero = constant(0.0, ZL)
+    if prefers_fewer_kernels(ZL):
+        softplus = xp.logaddexp(zero, ZL)
+    else:
+        softplus = xp.maximum(ZL, zero) + xp.log1p(xp.exp(-xp.abs(ZL)))
+    return xp.sum(softplus - ZL * Y) / m
 
 
 def _log_floor(X: Array) -> Array:

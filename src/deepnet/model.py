@@ -20,6 +20,7 @@ from deepnet.backend import (
     get_backend,
     host_rng,
     resolve_dtype_name,
+    squared_norm,
     to_numpy,
 )
 from deepnet.errors import InputError, ShapeError
@@ -286,9 +287,8 @@ class Model:
         else:
             J = self.loss.from_output(AL, Y)
         if self.l2 > 0.0:
-            xp = self.xp
             m = AL.shape[1]
-            squares = sum(xp.sum(self._params[f"W{l}"] ** 2) for l in range(1, self.L + 1))
+            squares = sum(squared_norm(self._params[f"W{l}"]) for l in range(1, self.L + 1))
             J = J + (self.l2 / (2 * m)) * squares
         return J
 
