@@ -298,7 +298,7 @@ def test_no_host_to_device_copy_per_step(device1, output, opt_name, keep_prob):
 
 def test_host_drawn_dropout_would_be_counted(device1, monkeypatch):
     """The counter sees the old way of making masks: one copy per hidden layer and step."""
-    def host_masks(self, X):
+    def host_masks(self, X, offset, key):
         return [self.backend.asarray((self._rng.random((n, X.shape[1])) < self.keep_prob)
                                      / self.keep_prob, self.dtype)
                 for n in self.layer_dims[1 : self.L]]
