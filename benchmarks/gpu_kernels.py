@@ -25,7 +25,8 @@ import numpy as np
 
 import deepnet as dn
 from deepnet import activations, dropout, losses
-from deepnet.backend import array_namespace, into, squared_norm
+from deepnet.backend import array_namespace, into
+from deepnet.hooks import constant, prefers_fewer_kernels, squared_norm
 
 # -- the code as it was -------------------------------------------------------------------
 
@@ -47,7 +48,7 @@ def old_bce(ZL, Y):
 def logaddexp_bce(ZL, Y):
     """The five-kernel form, not taken: slow on NumPy (its logaddexp is not vectorized)."""
     xp = array_namespace(ZL, Y)
-    zero = dn.backend.constant(0.0, ZL)
+    zero = constant(0.0, ZL)
     return xp.sum(xp.logaddexp(zero, ZL) - ZL * Y) / ZL.shape[1]
 
 
@@ -171,7 +172,7 @@ def cases(backend, quick: bool):
         Y = backend.asarray((rng.random(shape) > 0.5).astype(float), dtype)
         yield (f"BCE cost {shape[0]}x{shape[1]}",
                lambda Z=Z, Y=Y: old_bce(Z, Y), lambda Z=Z, Y=Y: losses.bce_from_logits(Z, Y))
-        if not dn.backend.prefers_fewer_kernels(Z):
+        if not prefers_fewer_kernels(Z):
             yield (f"BCE cost {shape[0]}x{shape[1]}, logaddexp form (not taken here)",
                    lambda Z=Z, Y=Y: old_bce(Z, Y), lambda Z=Z, Y=Y: logaddexp_bce(Z, Y))
     nets = [[64, 32, 10], [784, 256, 256, 10]] if quick else [

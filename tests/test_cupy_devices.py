@@ -152,3 +152,26 @@ def test_the_stand_in_refuses_mixed_devices(fake):
     fake._set_current(0)
     with pytest.raises(fake_cupy.DeviceMismatch, match=r"resides \(1\).*current device \(0\)"):
         x + 1.0
+
+
+@pytest.mark.parametrize("rule", ["momentum", "rmsprop", "adam"])
+def test_the_fused_cupy_updates_equal_the_portable_one(fake, rule):
+    """deepnet.fused's ElementwiseKernels, run by the stand-in (NumPy evaluating their
+    statements), against the portable update, on device 1."""
+    from deepnet import fused
+
+    X, Y = _data(m=10)
+    nets, opts = [], []
+    for use_fused in (True, False):
+        net = dn.DeepNet([3, 6, 2], backend="cupy", device="1", dtype="float64", seed=5)
+        opt = optimizers.get(rule, 0.01)
+        opt.fused = use_fused
+        for _ in range(3):
+            train_step(net, net._check_X(X), net._check_Y(Y, 10), opt)
+        nets.append(net)
+        opts.append(opt)
+    assert fused.kernel(rule, nets[0]._flat) is not None
+    for key, value in nets[1].params.items():
+        np.testing.assert_allclose(dn.to_numpy(nets[0].params[key]), dn.to_numpy(value),
+                                   rtol=1e-13, atol=1e-15)
+    assert nets[0]._flat._dev == 1

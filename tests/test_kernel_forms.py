@@ -10,6 +10,7 @@ from conftest import assert_on_backend, tolerance
 import deepnet as dn
 from deepnet import activations, losses
 from deepnet import backend as B
+from deepnet import hooks as H
 
 EXTREME = np.array([-1e4, -800.0, -100.0, -30.0, -1.0, 0.0, 1e-3, 1.0, 30.0, 100.0, 800.0, 1e4])
 
@@ -33,9 +34,9 @@ def test_both_bce_forms_match_the_reference(backend, dtype_name, rng, fewer, mon
 
 
 def test_fewer_kernels_where_launches_cost():
-    assert B.prefers_fewer_kernels(np.zeros(2)) is False
+    assert H.prefers_fewer_kernels(np.zeros(2)) is False
     torch = pytest.importorskip("torch")
-    assert B.prefers_fewer_kernels(torch.zeros(2)) is True
+    assert H.prefers_fewer_kernels(torch.zeros(2)) is True
 
 
 def test_relu_reads_full_zeros_only_where_numpy_gains(backend):
@@ -45,13 +46,13 @@ def test_relu_reads_full_zeros_only_where_numpy_gains(backend):
             dt = backend.dtype(dtype_name)
             Z = backend.asarray(np.zeros(shape), dt)
             zeros = backend.xp.zeros(shape, dtype=dt, device=backend.device)
-            floor = B.relu_floor(Z, zeros)
+            floor = H.relu_floor(Z, zeros)
             full = backend.name == "numpy" and dtype_name == "float32" and shape == shape_small
             assert (floor is zeros) == full
             if not full:
                 assert tuple(floor.shape) == ()
                 assert float(dn.to_numpy(floor)) == 0.0
-            assert B.relu_floor(Z, None) is B.constant(0.0, Z)
+            assert H.relu_floor(Z, None) is H.constant(0.0, Z)
 
 
 @pytest.mark.parametrize("full", [True, False])
@@ -60,7 +61,7 @@ def test_relu_against_either_zeros(backend, rng, full):
     dt = backend.dtype("float64")
     Z = backend.asarray(z, dt)
     zeros = backend.xp.zeros((5, 7), dtype=dt, device=backend.device)
-    other = zeros if full else B.constant(0.0, Z)
+    other = zeros if full else H.constant(0.0, Z)
     out = backend.xp.empty((5, 7), dtype=dt, device=backend.device)
     got = B.into(out if backend.supports_out else None, "maximum", Z, other)
     np.testing.assert_array_equal(dn.to_numpy(got), np.maximum(z, 0.0))
@@ -70,19 +71,19 @@ def test_relu_against_either_zeros(backend, rng, full):
 def test_constants_are_made_once_per_device_and_dtype(backend):
     a = backend.asarray(np.ones(3), backend.dtype("float32"))
     b = backend.asarray(np.ones(3), backend.dtype("float64"))
-    c32 = B.constant(2.5, a)
-    assert B.constant(2.5, a) is c32
-    assert B.constant(2.5, b) is not c32
+    c32 = H.constant(2.5, a)
+    assert H.constant(2.5, a) is c32
+    assert H.constant(2.5, b) is not c32
     assert_on_backend(c32, backend, (), "float32")
-    assert float(dn.to_numpy(B.constant(2.5, b))) == 2.5
+    assert float(dn.to_numpy(H.constant(2.5, b))) == 2.5
 
 
 @pytest.mark.parametrize("portable", [False, True])
 def test_squared_norm_is_the_sum_of_squares(backend, rng, portable, monkeypatch):
     if portable:  # the standard's vecdot, as on array-api-strict
-        monkeypatch.setattr(B, "_OUT_LIBRARY", {})
+        monkeypatch.setattr(H, "_OUT_LIBRARY", {})
     w = rng.standard_normal((13, 9))
-    got = B.squared_norm(backend.asarray(w, backend.dtype("float64")))
+    got = H.squared_norm(backend.asarray(w, backend.dtype("float64")))
     assert float(dn.to_numpy(got)) == pytest.approx(float(np.sum(w**2)), rel=1e-13)
 
 

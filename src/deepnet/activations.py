@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from deepnet.backend import Array, array_namespace, ignore_overflow, into, relu_floor
+from deepnet.backend import Array, array_namespace, into
 from deepnet.errors import InputError
+from deepnet.hooks import ignore_overflow, relu_floor
 
 LEAKY_SLOPE = 0.01
 

@@ -20,10 +20,10 @@ from deepnet.backend import (
     get_backend,
     host_rng,
     resolve_dtype_name,
-    squared_norm,
     to_numpy,
 )
 from deepnet.errors import InputError, ShapeError
+from deepnet.hooks import squared_norm
 
 Caches = list  # one (dense_cache, D) per layer; D is the dropout mask or None
 
