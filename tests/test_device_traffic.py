@@ -12,7 +12,9 @@ either, so here the arrays themselves refuse them inside ``train_step``:
 - ``array_api_strict`` on both of its devices and ``torch`` (CPU), with their array
   classes' conversions, boolean-mask indexing and host-data constructors patched to
   raise while trapped. NumPy's own arrays cannot be patched; the stand-in runs the same
-  kernels on NumPy.
+  kernels on NumPy;
+- on a GPU machine, ``torch:cuda`` (the patches and ``torch.cuda.set_sync_debug_mode``)
+  and ``cupy`` (``cupyx.allow_synchronize(False)``), where they are selected.
 
 Then the copies are counted on array-api-strict's ``device1`` (a GPU stand-in):
 zero per step once the data is on the device, dropout included.
@@ -121,7 +123,33 @@ def _torch_trap():
         yield
 
 
-TRAPS = ["fake_cupy", "array_api_strict", "array_api_strict:device1", "torch"]
+@contextlib.contextmanager
+def _torch_cuda_trap():
+    """The patched torch traps, and CUDA's own: any synchronizing call raises."""
+    import torch
+
+    with _torch_trap():
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            yield
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+
+
+@contextlib.contextmanager
+def _cupy_trap():
+    """CuPy's own detector: a device synchronization raises ``DeviceSynchronized``."""
+    import cupyx
+
+    with cupyx.allow_synchronize(False):
+        yield
+
+
+# the real GPU backends join where they are selected (collected only where they run)
+TRAPS = ["fake_cupy", "array_api_strict", "array_api_strict:device1", "torch"] + [
+    g for g in ("torch:cuda", "cupy") if g in selected_backends()
+]
+GPU_TRAPS = {"torch:cuda": _torch_cuda_trap, "cupy": _cupy_trap}
 
 
 @pytest.fixture(params=TRAPS)
@@ -136,7 +164,7 @@ def trapped(request):
     if kind not in selected_backends():
         pytest.skip(f"{kind} not selected by DEEPNET_TEST_BACKENDS")
     backend = load_backend(kind)
-    yield backend, (_torch_trap if kind == "torch" else _strict_trap)
+    yield backend, GPU_TRAPS.get(kind, _torch_trap if kind == "torch" else _strict_trap)
 
 
 def _steps(backend, trap, output, opt_name, keep_prob, l2, reuse, steps=2):
