@@ -174,3 +174,10 @@ def get(name: str | Activation, *, allowed: tuple[str, ...] = tuple(ACTIVATIONS)
     if not isinstance(name, str) or name not in allowed:
         raise InputError(f"unknown activation {name!r}; expected one of {', '.join(allowed)}")
     return ACTIVATIONS[name]
+
+
+__all__ = [
+    "ACTIVATIONS", "HIDDEN", "LEAKY_SLOPE", "OUTPUT", "Activation", "get", "leaky_relu",
+    "leaky_relu_backward", "linear", "linear_backward", "relu", "relu_backward", "sigmoid",
+    "sigmoid_backward", "softmax", "softmax_backward", "tanh", "tanh_backward",
+]

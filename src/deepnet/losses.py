@@ -117,3 +117,9 @@ def one_hot(labels: Array, n_classes: int, dtype: object) -> Array:
     xp = array_namespace(labels)
     classes = xp.arange(n_classes, dtype=labels.dtype, device=labels.device)
     return xp.astype(classes[:, None] == labels[None, :], dtype)
+
+
+__all__ = [
+    "LOSSES", "Loss", "bce_from_logits", "bce_from_output", "ce_from_logits",
+    "ce_from_output", "for_output", "mse", "one_hot", "output_dZ",
+]
