@@ -139,3 +139,31 @@ def test_one_seed_trains_one_network_on_every_backend(backend):
     for key, value in nets[0].params.items():
         np.testing.assert_allclose(dn.to_numpy(nets[1].params[key]), dn.to_numpy(value),
                                    rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("cuts", [[4, 11], [1], [7, 8, 9]])
+def test_a_batch_in_parts_gets_the_whole_batchs_masks(backend, cuts):
+    """deepnet.step.step with the batch cut into parts (as a streamed batch, or processes
+    holding shares of it, are): one key for the step, each part its columns' masks, so
+    the update equals the one from the whole batch (to the order of the sums)."""
+    from deepnet import optimizers
+    from deepnet.step import step
+
+    rng = np.random.default_rng(5)
+    m = 15
+    X = rng.standard_normal((4, m))
+    Y = (rng.random((1, m)) > 0.5).astype(float)
+    nets = []
+    for parts_at in ([], cuts):
+        net = dn.DeepNet([4, 9, 7, 1], keep_prob=0.6, l2=0.1, dtype="float64", seed=11,
+                         backend=backend, reuse_buffers=False)
+        Xd, Yd = net._check_X(X), net._check_Y(Y, m)
+        bounds = [0, *parts_at, m]
+        parts = [(Xd[:, lo:hi], Yd[:, lo:hi], lo) for lo, hi in itertools.pairwise(bounds)]
+        opt = optimizers.get("momentum", 0.1)
+        for _ in range(3):
+            step(net, parts, opt, m)
+        nets.append(net)
+    for key, value in nets[0].params.items():
+        np.testing.assert_allclose(dn.to_numpy(nets[1].params[key]), dn.to_numpy(value),
+                                   rtol=1e-12, atol=1e-14)
