@@ -21,10 +21,17 @@ MAX_UNITS = 2**31 - 1
 
 
 def positive_int(value: Any, what: str) -> int:
-    """``value`` as an int ≥ 1 (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+    """``value`` as an int ≥ 1 (bools refused; NumPy's timedelta64, which registers as an
+    integer type, too)."""
+    refused = isinstance(value, bool) or not isinstance(value, Integral)
+    if not refused:
+        try:
+            number = int(value)
+        except (TypeError, ValueError, OverflowError):  # NaT, and other "integers"
+            refused = True
+    if refused or number < 1 or number != value:
         raise InputError(f"{what} must be a positive integer; got {_short(value)}")
-    return int(value)
+    return number
 
 
 def _short(value: Any, limit: int = 80) -> str:

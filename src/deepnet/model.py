@@ -10,7 +10,7 @@ before any work starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from deepnet import activations, checks, dropout, initializers, layers, losses
@@ -20,8 +20,8 @@ from deepnet.backend import (
     get_backend,
     host_rng,
     resolve_dtype_name,
-    to_numpy,
 )
+from deepnet.buffers import Parameters, Workspace, flat_views, parameter_shapes, workspace
 from deepnet.errors import InputError, ShapeError
 from deepnet.hooks import squared_norm
 
@@ -219,7 +219,7 @@ class Model:
         if not self.backend.supports_out:
             self._params, self._flat = params, None
             return
-        self._flat, self._params = _flat_views(self, self.param_shapes())
+        self._flat, self._params = flat_views(self, self.param_shapes())
         for key, value in params.items():
             self._params[key][...] = value
 
@@ -228,21 +228,6 @@ class Model:
         if self._flat is not None and self.reuse_buffers:
             return {"params": self._flat}
         return self._params
-
-    def to(self, backend: str | Backend, device: str | None = None) -> Model:
-        """This network (parameters, configuration, history) on another backend or device.
-
-        The parameters travel through the host (``to_numpy``): an explicit move.
-        """
-        target = get_backend(backend, device)
-        twin = type(self)(
-            self.layer_dims, hidden=self.hidden, output=self.output, init=self.init,
-            l2=self.l2, keep_prob=self.keep_prob, dtype=self.dtype_name, seed=self.seed,
-            backend=target, reuse_buffers=self.reuse_buffers,
-        )
-        twin.set_params({k: to_numpy(v) for k, v in self._params.items()})
-        twin.history = self.history
-        return twin
 
     # -- forward --------------------------------------------------------------------
     def forward(self, X: Any, *, training: bool = False) -> tuple[Array, Caches]:
@@ -400,23 +385,8 @@ class Model:
         return keys
 
     def _workspace(self, m: int) -> Workspace | None:
-        """The reusable buffers for batches of ``m`` examples, or ``None`` where the
-        backend cannot write into buffers (array-api-strict) or ``reuse_buffers`` is off.
-
-        At most two sizes are kept: a mini-batch run has the batch size and the last,
-        partial batch.
-        """
-        if not (self.reuse_buffers and self.backend.supports_out):
-            return None
-        if self._grads_flat is None:
-            shapes = {"d" + k: v for k, v in self.param_shapes().items()}
-            self._grads_flat = _flat_views(self, shapes)
-        cache = self.__dict__.setdefault("_workspaces", {})
-        if m not in cache:
-            if len(cache) >= 2:
-                cache.pop(next(iter(cache)))
-            cache[m] = Workspace(self, m)
-        return cache[m]
+        """The reusable buffers for batches of ``m`` examples (``buffers.workspace``)."""
+        return workspace(self, m)
 
     # -- checks ---------------------------------------------------------------------
     def _check_X(self, X: Any, what: str = "X") -> Array:
@@ -437,103 +407,4 @@ class Model:
         return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype)
 
 
-class Parameters(MutableMapping):
-    """``net.params``: the live parameters of a network, as the notes' dictionary.
-
-    ``params["W1"]`` is the network's own array; ``params["W1"] = value`` checks
-    ``value`` and writes it into that array (on backends with a flat parameter buffer,
-    into the buffer), so a hand-written update loop trains the network itself. Keys
-    cannot be added or deleted.
-    """
-
-    def __init__(self, net: Model) -> None:
-        self._net = net
-
-    def __getitem__(self, key: str) -> Array:
-        try:
-            return self._net._params[key]
-        except (KeyError, TypeError):
-            raise KeyError(key) from None
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._net._assign(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        raise InputError(
-            f"parameters cannot be deleted ({checks._short(key)}): the network needs every "
-            "W[l] and b[l]; assign a new value instead"
-        )
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._net._params)
-
-    def __len__(self) -> int:
-        return len(self._net._params)
-
-    def __repr__(self) -> str:
-        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self._net._params.items())
-        return f"Parameters({{{shapes}}}, {self._net.dtype_name} on {self._net.backend.label})"
-
-
-class Workspace:
-    """Buffers for one batch size ``m``, reused by every training step.
-
-    Writing into them (through ``backend.into``) instead of allocating multi-MB
-    temporaries each step removes the page faults that dominated the step at small
-    widths (benchmarks/NOTES.md). ``A[l]`` holds ``Z[l]`` and then ``A[l]``; ``dA[l]``
-    holds ``dA[l]`` and then ``dZ[l]``; ``dW``/``db`` are the gradients the optimizer
-    reads; ``tmp`` and ``zeros`` are per-width scratch; ``ones`` is ``(m, 1)``.
-    """
-
-    def __init__(self, net: Model, m: int) -> None:
-        xp, dtype, device = net.xp, net.dtype, net.backend.device
-        dims, L = net.layer_dims, net.L
-
-        def empty(shape: tuple[int, ...]) -> Array:
-            return xp.empty(shape, dtype=dtype, device=device)
-
-        self.m = m
-        self.A = [None] + [empty((dims[l], m)) for l in range(1, L + 1)]
-        self.dA = [None] + [empty((dims[l], m)) for l in range(1, L)] + [None]
-        self.grads_flat, grads = net._grads_flat  # shared by every batch size
-        self.dW = [None] + [grads[f"dW{l}"] for l in range(1, L + 1)]
-        self.db = [None] + [grads[f"db{l}"] for l in range(1, L + 1)]
-        self.ones = xp.ones((m, 1), dtype=dtype, device=device)
-        widths = sorted(set(dims[1:L]))
-        self.tmp = {n: empty((n, m)) for n in widths}
-        self.zeros = {n: xp.zeros((n, m), dtype=dtype, device=device) for n in widths}
-        self._layers = [None] + [self._make(l, dims) for l in range(1, L + 1)]
-
-    def _make(self, l: int, dims: tuple[int, ...]) -> layers.Buffers:
-        n = dims[l]
-        return layers.Buffers(
-            A=self.A[l], dA_prev=self.dA[l - 1], dW=self.dW[l], db=self.db[l],
-            tmp=self.tmp.get(n), zeros=self.zeros.get(n), ones=self.ones,
-        )
-
-    def layer(self, l: int) -> layers.Buffers:
-        """Layer ``l``'s buffers."""
-        return self._layers[l]
-
-
-def parameter_shapes(layer_dims: Sequence[int]) -> dict[str, tuple[int, int]]:
-    """``{"W1": (n1, n0), "b1": (n1, 1), ...}`` for ``layer_dims = [n0, ..., nL]``."""
-    shapes = {}
-    for l in range(1, len(layer_dims)):
-        shapes[f"W{l}"] = (layer_dims[l], layer_dims[l - 1])
-        shapes[f"b{l}"] = (layer_dims[l], 1)
-    return shapes
-
-
-def _flat_views(net: Model, shapes: dict[str, tuple[int, int]]) -> tuple[Array, dict]:
-    """One flat array and, for each key, a view of it with that shape (in key order)."""
-    xp = net.xp
-    total = sum(rows * cols for rows, cols in shapes.values())
-    flat = xp.zeros((total,), dtype=net.dtype, device=net.backend.device)
-    views, offset = {}, 0
-    for key, (rows, cols) in shapes.items():
-        views[key] = xp.reshape(flat[offset : offset + rows * cols], (rows, cols))
-        offset += rows * cols
-    return flat, views
-
-
+__all__ = ["Caches", "Model", "Parameters", "Workspace", "parameter_shapes"]

@@ -125,6 +125,21 @@ class DeepNet(Model):
             progress=progress, train_metrics=train_metrics, comm=comm, prefetch=prefetch,
         )
 
+    def to(self, backend: str | Backend, device: str | None = None) -> DeepNet:
+        """This network (parameters, configuration, history) on another backend or device.
+
+        The parameters travel through the host (``to_numpy``): an explicit move.
+        """
+        target = get_backend(backend, device)
+        twin = type(self)(
+            self.layer_dims, hidden=self.hidden, output=self.output, init=self.init,
+            l2=self.l2, keep_prob=self.keep_prob, dtype=self.dtype_name, seed=self.seed,
+            backend=target, reuse_buffers=self.reuse_buffers,
+        )
+        twin.set_params({k: to_numpy(v) for k, v in self._params.items()})
+        twin.history = self.history
+        return twin
+
     # -- outputs that follow the inputs --------------------------------------------------
     @property
     def device(self) -> Any:
