@@ -78,9 +78,9 @@ def old_masks(rng, widths, m, keep_prob, backend, dtype):
 
 def _coefficients(net, c):
     """The flat vector ``c`` on every weight, 0 on every bias."""
-    from deepnet.model import _flat_views
+    from deepnet.buffers import flat_views
 
-    flat, views = _flat_views(net, net.param_shapes())
+    flat, views = flat_views(net, net.param_shapes())
     for key, view in views.items():
         view[...] = c if key.startswith("W") else 0.0
     return flat
