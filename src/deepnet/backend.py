@@ -156,6 +156,18 @@ class Backend:
         return out
 
     # -- device work -------------------------------------------------------------------
+    def activate(self) -> contextlib.AbstractContextManager:
+        """A context in which this backend's device is the current one.
+
+        CuPy runs every kernel on the thread's *current* device, whatever device its
+        arrays live on; torch and NumPy follow the arrays. So for CuPy this is
+        ``cupy.cuda.Device(n)`` (the previous device is current again afterwards), for
+        the others a no-op.
+        """
+        if self.name == "cupy":
+            return self.lib.cuda.Device(self.device.id)
+        return contextlib.nullcontext()
+
     def synchronize(self) -> None:
         """Wait until the device has finished all queued work (no-op on the CPU)."""
         if self._sync is not None:
@@ -235,7 +247,6 @@ def _load_torch(device: str | None) -> Backend:
 
 def _load_cupy(device: str | None) -> Backend:
     cupy = _import("cupy", "cupy")
-    from array_api_compat import cupy as xp
 
     try:
         count = cupy.cuda.runtime.getDeviceCount()
@@ -252,7 +263,60 @@ def _load_cupy(device: str | None) -> Backend:
             f"cupy device {device!r}: expected an index 0..{count - 1} (e.g. DEEPNET_DEVICE=1)"
         )
     dev = cupy.cuda.Device(int(text))
-    return Backend("cupy", xp, dev, cupy, dev.synchronize)
+    return Backend("cupy", _cupy_namespace(), dev, cupy, dev.synchronize)
+
+
+_CUPY_CREATION = ("arange", "asarray", "empty", "eye", "full", "linspace", "ones", "zeros")
+_CUPY_LIKE = ("empty_like", "full_like", "ones_like", "zeros_like")
+_cupy_xp: dict[ModuleType, ModuleType] = {}  # the namespace below, one per cupy module
+
+
+def _cupy_namespace() -> ModuleType:
+    """``array_api_compat.cupy`` with creation functions that honour ``device=``.
+
+    CuPy allocates on the thread's current device, and array-api-compat's creation
+    functions (``asarray`` aside) drop ``device=``. Here each one first makes the device
+    asked for current, as ``cupy.cuda.Device(n).use()``, and leaves it current: after
+    deepnet has created an array on device ``n``, the kernels that follow run on ``n``,
+    where their operands live. ``*_like`` functions default to the device of ``x``, as
+    the standard says. A training step also runs inside ``Backend.activate()``.
+    """
+    import cupy
+
+    if cupy in _cupy_xp:
+        return _cupy_xp[cupy]
+    import functools
+
+    from array_api_compat import cupy as compat
+
+    def use(device: Any) -> None:
+        if device is not None:
+            cupy.cuda.Device(device).use()
+
+    def creation(f: Any) -> Any:
+        @functools.wraps(f)
+        def create(*args: Any, device: Any = None, **kwargs: Any) -> Any:
+            use(device)
+            return f(*args, device=device, **kwargs)
+
+        return create
+
+    def like(f: Any) -> Any:
+        @functools.wraps(f)
+        def create(x: Any, /, *args: Any, device: Any = None, **kwargs: Any) -> Any:
+            use(x.device if device is None else device)
+            return f(x, *args, **kwargs)
+
+        return create
+
+    xp = ModuleType(compat.__name__, compat.__doc__)
+    xp.__dict__.update({k: v for k, v in vars(compat).items() if not k.startswith("__")})
+    for name in _CUPY_CREATION:
+        setattr(xp, name, creation(getattr(compat, name)))
+    for name in _CUPY_LIKE:
+        setattr(xp, name, like(getattr(compat, name)))
+    _cupy_xp[cupy] = xp
+    return xp
 
 
 def _load_strict(device: str | None) -> Backend:
@@ -436,6 +500,8 @@ def array_namespace(*arrays: Array) -> ModuleType:
         import array_api_compat
 
         xp = array_api_compat.array_namespace(arrays[0])
+        if _library_of(arrays[0]) == "cupy":
+            xp = _cupy_namespace()
         _NAMESPACE_BY_TYPE[first] = xp
     for other in arrays[1:]:
         if type(other) is not first and not isinstance(other, (int, float)):
