@@ -143,8 +143,8 @@ def test_the_regressor_trains_exactly_the_network_deepnet_trains(backend, rng):
     reg = DeepNetRegressor((5,), optimizer="adam", learning_rate=0.01, batch_size=16,
                            epochs=3, backend=name, device=device, dtype="float32",
                            random_state=1).fit(X, y)
-    net = dn.DeepNet([3, 5, 2], output="linear", dtype="float32", seed=1, backend=name,
-                     device=device)
+    net = dn.DeepNet([3, 5, 2], output="linear", init="xavier", dtype="float32", seed=1,
+                     backend=name, device=device)
     net.fit(X.T, y.T, epochs=3, batch_size=16, optimizer=dn.optimizers.Adam(0.01),
             learning_rate=None, seed=None, progress=False, train_accuracy=False)
     pred = reg.predict(X)

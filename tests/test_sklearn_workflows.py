@@ -113,3 +113,18 @@ def test_the_documentation_example_runs_as_written(capsys):
     exec(compile(blocks[1], f"{DOCS}:dispatch", "exec"), namespace)
     out = capsys.readouterr().out
     assert out.startswith("Backend('torch') Tensor training accuracy 0.9")
+
+
+def test_the_comparison_benchmark_writes_its_table(tmp_path, capsys):
+    import importlib.util
+
+    path = DOCS.parents[1] / "benchmarks" / "sklearn_compare.py"
+    spec = importlib.util.spec_from_file_location("sklearn_compare", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "table.md"
+    bench.main(["--repeats", "2", "--epochs", "2", "--datasets", "iris,diabetes",
+                "--out", str(out)])
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows[2:]] == ["| iris", "| diabetes"]
+    assert "--repeats 2 --epochs 2" in out.read_text() and capsys.readouterr().out

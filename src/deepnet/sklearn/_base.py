@@ -62,7 +62,7 @@ class _DeepNetEstimator(BaseEstimator):
         epochs: int = 200,
         l2: float = 0.0,
         keep_prob: float = 1.0,
-        init: str = "he",
+        init: str = "xavier",
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,

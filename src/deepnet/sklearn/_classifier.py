@@ -51,8 +51,9 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         ``λ``: adds ``(λ/(2m)) Σ ||W[l]||²`` to the cost (``alpha`` of scikit-learn's MLP).
     keep_prob : float, default 1.0
         Inverted-dropout keep probability of the hidden layers.
-    init : str, default "he"
-        ``he``, ``xavier`` or ``scaled``.
+    init : str, default "xavier"
+        ``xavier`` (Glorot: the variance of scikit-learn's MLP initialization), ``he``
+        or ``scaled``.
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the examples (at random) and stop when their
         cost has not fallen by more than ``tol`` for ``n_iter_no_change`` epochs, keeping
