@@ -227,9 +227,14 @@ class Model:
         return self._forward(X, training=training)
 
     def _forward(
-        self, X: Array, *, training: bool = False, ws: Workspace | None = None
+        self, X: Array, *, training: bool = False, ws: Workspace | None = None,
+        offset: int = 0,
     ) -> tuple[Array, Caches]:
-        """The forward pass on checked inputs; with ``ws``, into its buffers."""
+        """The forward pass on checked inputs; with ``ws``, into its buffers.
+
+        ``offset`` is the position of ``X``'s first column in the whole batch it belongs
+        to (a part of a batch: accumulated, or one process's share of it).
+        """
         p = self._params
         dropout = training and self.keep_prob < 1.0
         A = X
@@ -239,7 +244,7 @@ class Model:
             A, cache = layers.dense_forward(A, p[f"W{l}"], p[f"b{l}"], g, buffers=buffers)
             D = None
             if dropout:
-                D = self._dropout_mask(A.shape)
+                D = self._dropout_mask(A.shape, offset)
                 A = A * D  # not in place: the cache keeps the undropped A for g'
             caches.append((cache, D))
         L = self.L
@@ -249,7 +254,7 @@ class Model:
         caches.append(((linear_cache, ZL, AL), None))
         return AL, caches
 
-    def _dropout_mask(self, shape: tuple[int, ...]) -> Array:
+    def _dropout_mask(self, shape: tuple[int, ...], offset: int = 0) -> Array:
         """``1[u < keep_prob] / keep_prob`` with ``u`` from the host RNG.
 
         Drawn on the host (not by the backend's generator) so that one seed trains the
@@ -271,19 +276,32 @@ class Model:
             self._check_caches(caches, AL.shape[1])
         return float(self._cost(AL, Y, caches))
 
-    def _cost(self, AL: Array, Y: Array, caches: Caches | None) -> Array:
-        """The cost as a 0-d array on the device (no read back)."""
+    def _cost(
+        self, AL: Array, Y: Array, caches: Caches | None, *, m: int | None = None,
+        l2: bool = True,
+    ) -> Array:
+        """The cost as a 0-d array on the device (no read back).
+
+        ``m`` is the size of the whole batch when ``AL`` is a part of it: the part's
+        loss is then its share, ``Σ loss / m``. ``l2=False`` leaves out the L2 term (a
+        step adds it once, after summing the parts: :meth:`_l2_cost`).
+        """
         if caches is not None:
             ZL = caches[-1][0][1]
             J = self.loss.from_logits(ZL, Y)
         else:
             J = self.loss.from_output(AL, Y)
-        if self.l2 > 0.0:
-            xp = self.xp
-            m = AL.shape[1]
-            squares = sum(xp.sum(self._params[f"W{l}"] ** 2) for l in range(1, self.L + 1))
-            J = J + (self.l2 / (2 * m)) * squares
+        if m is not None and m != AL.shape[1]:
+            J = J * (AL.shape[1] / m)
+        if l2 and self.l2 > 0.0:
+            J = J + self._l2_cost(AL.shape[1] if m is None else m)
         return J
+
+    def _l2_cost(self, m: int) -> Array:
+        """``(λ/(2m)) Σ ||W[l]||²`` as a 0-d array on the device."""
+        xp = self.xp
+        squares = sum(xp.sum(self._params[f"W{l}"] ** 2) for l in range(1, self.L + 1))
+        return (self.l2 / (2 * m)) * squares
 
     def backward(self, AL: Any, Y: Any, caches: Caches) -> dict[str, Array]:
         """``{"dW1": ..., "db1": ..., ...}`` by the notes' recursion from ``l = L`` down."""
@@ -294,7 +312,7 @@ class Model:
 
     def _backward(
         self, AL: Array, Y: Array, caches: Caches, ws: Workspace | None = None,
-        scale: float = 1.0,
+        scale: float = 1.0, *, m: int | None = None, l2: bool = True,
     ) -> dict[str, Array]:
         """The backward pass on checked inputs; with ``ws``, into its buffers.
 
@@ -304,7 +322,7 @@ class Model:
         with plain GD passes its ``α`` so that the update is one pass, ``W -= dW``.
         """
         grads = {}
-        m = AL.shape[1]
+        m = AL.shape[1] if m is None else m  # a part of a batch of m: its share
         L = self.L
         dZ = losses.output_dZ(AL, Y)
         dZ *= scale / m
@@ -326,11 +344,17 @@ class Model:
                 divide_by=1,
             )
             grads[f"dW{l}"], grads[f"db{l}"] = dW, db
+        grads = {k: grads[k] for k in self._grad_keys()}
+        if l2:
+            self._add_l2(grads, scale, m)
+        return grads
+
+    def _add_l2(self, grads: dict[str, Array], scale: float, m: int) -> None:
+        """``dW[l] += (scale · λ / m) W[l]``, in place (nothing where ``λ = 0``)."""
         if self.l2 > 0.0:
-            for l in range(1, L + 1):
+            for l in range(1, self.L + 1):
                 decay = self._params[f"W{l}"] * (scale * self.l2 / m)
                 grads[f"dW{l}"] += decay
-        return {k: grads[k] for k in self._grad_keys()}
 
     def _grad_keys(self) -> list[str]:
         """``dW1, db1, ..., dWL, dbL``."""

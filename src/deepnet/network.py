@@ -28,9 +28,9 @@ class DeepNet(Model):
         self,
         X: Any,
         Y: Any,
-        epochs: int,
-        batch_size: int | None = None,
-        optimizer: str | Optimizer = "gd",
+        epochs: int = 200,
+        batch_size: int | str | None = "auto",
+        optimizer: str | Optimizer = "adam",
         learning_rate: float | None = None,
         seed: int | None = None,
         validation: Any = None,
@@ -38,15 +38,89 @@ class DeepNet(Model):
         callbacks: Sequence[Callback] = (),
         progress: bool | None = None,
         *,
-        train_accuracy: bool = True,
+        train_metrics: bool = True,
+        comm: Any = None,
+        prefetch: bool = True,
     ) -> History:
+        """Train the network in place on ``X (n0, m)`` and ``Y``; return the history.
+
+        The defaults learn: Adam with its own α = 1e-3, mini-batches of ``min(200, m)``
+        examples, 200 epochs — scikit-learn's MLP defaults, which reach 0.98 test
+        accuracy on the bundled digits and 0.92-1.00 on the 2-D sets (measured by
+        ``benchmarks/default_fit.py``). The notes' full-batch gradient descent is
+        ``fit(X, Y, epochs=..., batch_size=None, optimizer="gd", learning_rate=α)``.
+
+        Parameters
+        ----------
+        X : examples in columns, ``(n0, m)``: an array of any supported library, in any
+            memory order (``X.T`` of row-major ``(m, n0)`` data is used without a copy),
+            or a NumPy memory map (``np.load(path, mmap_mode="r")``), which is streamed
+            batch by batch and never held in memory whole.
+        Y : labels in any layout :meth:`cost` accepts — ``(nL, m)``; for a softmax
+            output also integer class labels ``(m,)``; for one output unit also
+            ``(m,)`` — or a memory map of them.
+        epochs : passes over the training set.
+        batch_size : examples per mini-batch; ``"auto"`` is ``min(200, m)`` (scikit-
+            learn's rule); ``None`` (or ``≥ m``) is the whole set, one step per epoch —
+            the notes' iterations. Each epoch draws a fresh shuffle; a batch's examples
+            are taken in increasing order; the last, smaller batch is kept.
+        optimizer : ``"gd"``, ``"momentum"``, ``"rmsprop"``, ``"adam"``, or a
+            :class:`deepnet.optimizers.Optimizer` object, whose moments, step count and
+            schedule carry over from one ``fit`` to the next.
+        learning_rate : α0; ``None`` takes the optimizer's own default (gd and momentum
+            0.1, rmsprop and adam 0.001).
+        seed : seed of the host RNG of the shuffles and the validation split; ``None``
+            continues the network's own RNG (seeded by ``DeepNet(seed=...)``).
+        validation : ``(X_val, Y_val)`` (arrays or memory maps), or a fraction in (0, 1)
+            of the training set held out at random, before training, to validate on.
+        early_stopping : ``EarlyStopping(patience, min_delta, monitor)`` or a patience.
+        callbacks : callables ``cb(net, epoch, logs)`` run at each epoch's end; ``logs``
+            holds the epoch's ``cost``, ``val_cost``, ``accuracy``, ``val_accuracy``,
+            ``mse``, ``val_mse``, ``time`` and ``learning_rate`` (``None`` where not
+            measured). Returning ``False`` or raising :class:`deepnet.StopTraining` ends
+            training.
+        progress : a tqdm bar over the epochs on stderr; ``None`` shows it when stderr
+            is a terminal, ``False`` silences it. Nothing else is printed.
+        train_metrics : record the training set's accuracy (classifiers) or mean
+            squared error (linear output) during each epoch, from the batches' own
+            forward passes (no extra pass over the data).
+        comm : a communicator from :func:`deepnet.distributed.init`: every process
+            passes the same data and arguments; each computes its share of every batch
+            and one all-reduce per step sums the gradients (data parallel).
+        prefetch : read a memory map's next batch in a background thread while the
+            current step runs.
+
+        Returns
+        -------
+        History
+            Per-epoch numbers, also kept as ``net.history``.
+
+        Raises
+        ------
+        InputError, ShapeError
+            For any bad argument or data — before any work starts.
+        DivergenceError
+            When the cost or a parameter becomes NaN or inf; the network is put back as
+            it was after its last completed epoch.
+        KeyboardInterrupt
+            Re-raised after putting the network back as it was after its last completed
+            epoch; ``net.history`` holds the completed epochs.
+
+        Examples
+        --------
+        >>> import numpy as np, deepnet as dn
+        >>> X = np.random.default_rng(0).standard_normal((2, 400))
+        >>> Y = (X[0] * X[1] > 0).astype(int)          # (m,) labels: XOR of the signs
+        >>> net = dn.DeepNet([2, 16, 16, 1], seed=0)
+        >>> history = net.fit(X, Y, epochs=60, progress=False)
+        >>> history.accuracy[-1] > 0.9
+        True
+        """
         return training.fit(
             self, X, Y, epochs, batch_size, optimizer, learning_rate, seed=seed,
             validation=validation, early_stopping=early_stopping, callbacks=callbacks,
-            progress=progress, train_accuracy=train_accuracy,
+            progress=progress, train_metrics=train_metrics, comm=comm, prefetch=prefetch,
         )
-
-    fit.__doc__ = training.fit.__doc__
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an atomic ``.npz`` checkpoint of this network to ``path``.
