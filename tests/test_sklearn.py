@@ -126,7 +126,7 @@ def test_the_classifier_trains_exactly_the_network_deepnet_trains(backend, iris)
                      keep_prob=0.9, dtype="float64", seed=3, backend=name, device=device)
     history = net.fit(X.T, y, epochs=4, batch_size=32,
                       optimizer=dn.optimizers.Momentum(learning_rate=0.05, beta=0.8),
-                      learning_rate=None, seed=None, progress=False, train_accuracy=False)
+                      learning_rate=None, seed=None, progress=False, train_metrics=False)
     AL = dn.to_numpy(net.predict_proba(X.T))
     assert clf.net_.backend.label == backend.label
     np.testing.assert_array_equal(clf.predict_proba(X), AL.T)
@@ -146,7 +146,7 @@ def test_the_regressor_trains_exactly_the_network_deepnet_trains(backend, rng):
     net = dn.DeepNet([3, 5, 2], output="linear", init="xavier", dtype="float32", seed=1,
                      backend=name, device=device)
     net.fit(X.T, y.T, epochs=3, batch_size=16, optimizer=dn.optimizers.Adam(0.01),
-            learning_rate=None, seed=None, progress=False, train_accuracy=False)
+            learning_rate=None, seed=None, progress=False, train_metrics=False)
     pred = reg.predict(X)
     assert pred.dtype == np.float32 and pred.shape == (60, 2)
     np.testing.assert_array_equal(pred, dn.to_numpy(net.predict(X.T)).T)

@@ -237,17 +237,15 @@ class _DeepNetEstimator(BaseEstimator):
                 opt = _params.make_optimizer(self)
             else:
                 opt = self.optimizer_
-            m = X.shape[0]
-            batch = min(200, m) if s.batch_size == "auto" else s.batch_size
             validation = stopper = None
             if self.early_stopping and not incremental:
                 validation = float(self.validation_fraction)
                 stopper = EarlyStopping(patience=int(self.n_iter_no_change),
                                         min_delta=float(self.tol), monitor="val_cost")
             history = net.fit(
-                X.T, Y, epochs=1 if incremental else s.epochs, batch_size=batch,
+                X.T, Y, epochs=1 if incremental else s.epochs, batch_size=s.batch_size,
                 optimizer=opt, learning_rate=None, seed=None, validation=validation,
-                early_stopping=stopper, progress=s.verbose, train_accuracy=False,
+                early_stopping=stopper, progress=s.verbose, train_metrics=False,
             )
         except BaseException:
             for k in ("n_features_in_", "feature_names_in_"):  # a failure changes nothing

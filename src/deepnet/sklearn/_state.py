@@ -91,7 +91,7 @@ def save(net: DeepNet, optimizer: Optimizer | None) -> Saved:
         return net.saved
     opt = None
     if optimizer is not None:
-        state = _per_parameter(optimizer.state, net.param_shapes())
+        state = _per_parameter(optimizer.state, optimizer.moments, net.param_shapes())
         opt = copy.copy(optimizer)
         opt.state = {}
         opt = copy.deepcopy(opt)
@@ -156,13 +156,14 @@ def same_place(net: DeepNet, backend: Backend) -> bool:
 
 
 def _per_parameter(
-    state: dict[str, dict[str, Any]], shapes: dict[str, tuple[int, int]]
+    state: dict[str, dict[str, Any]], moments: tuple[str, ...],
+    shapes: dict[str, tuple[int, int]],
 ) -> dict[str, dict[str, np.ndarray]]:
     """Host copies of the moments, per parameter; scratch buffers are left out."""
     out: dict[str, dict[str, np.ndarray]] = {}
     for key, slot in state.items():
         for name, value in slot.items():
-            if name == "scratch":
+            if name not in moments:
                 continue
             host = to_numpy(value)
             if key == "params":  # the flat array: split it back into W1, b1, ...
