@@ -15,8 +15,11 @@ odd ones), in one process, so both see the same machine; the fit time is the wal
 (± standard deviation over the seeds), the median fit time of each, and the median of the
 per-repeat ratios deepnet / MLP with their minimum and maximum.
 
-    python benchmarks/sklearn_compare.py [--repeats 5] [--epochs 200] [--backend numpy]
-        [--dtype float64] [--datasets iris,wine,...] [--out table.md]
+    python benchmarks/sklearn_compare.py [--repeats 20] [--epochs 200] [--backend numpy]
+        [--dtype float64] [--datasets iris,wine,...] [--blas-threads N] [--out table.md]
+
+``--blas-threads`` limits the BLAS threads of both (threadpoolctl); by default they use
+what the machine gives them. On a shared, busy machine one thread each is steadier.
 
 Targets (issue 12): deepnet's score ≥ the MLP's − 0.01, at ≤ its fit time.
 """
@@ -112,7 +115,9 @@ def table(results: dict, args: argparse.Namespace) -> str:
     """The markdown table, with the command and the machine."""
     lines = [
         f"`python benchmarks/sklearn_compare.py --repeats {args.repeats} --epochs "
-        f"{args.epochs} --backend {args.backend} --dtype {args.dtype}`: one hidden layer of "
+        f"{args.epochs} --backend {args.backend} --dtype {args.dtype}"
+        + (f" --blas-threads {args.blas_threads}" if args.blas_threads else "")
+        + "`: one hidden layer of "
         f"100 ReLU units, Adam α = 1e-3, batch min(200, m), {args.epochs} epochs, "
         f"{args.dtype}, {args.repeats} seeds; {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}, numpy {np.__version__}, "
@@ -146,11 +151,13 @@ def _sklearn_version() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="limit BLAS threads (both libraries) to this many")
     parser.add_argument("--out", default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
     args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -158,7 +165,14 @@ def main(argv: list[str] | None = None) -> None:
     if unknown or args.repeats < 1 or args.epochs < 1:
         parser.error(f"--datasets from {', '.join(DATASETS)}; --repeats and --epochs >= 1"
                      + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
-    text = table(run(args), args)
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.blas_threads, user_api="blas"):
+            results = run(args)
+    else:
+        results = run(args)
+    text = table(results, args)
     print(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
