@@ -771,7 +771,7 @@ def test_save_refuses_a_missing_directory_and_a_directory(backend, tmp_path):
         net.save(tmp_path / "no" / "such" / "dir.npz")
     with refused(net, dn.CheckpointError, "is a directory"):
         net.save(tmp_path)
-    with refused(None, dn.CheckpointError, "save needs a deepnet.DeepNet", "dict"):
+    with refused(None, dn.CheckpointError, "save needs a deepnet.DeepNet", "Parameters"):
         dn.save(net.params, tmp_path / "p.npz")
 
 

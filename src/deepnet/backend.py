@@ -512,6 +512,27 @@ def to_numpy(x: Array) -> np.ndarray:
     return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
 
 
+def like(result: Array, reference: Any) -> Array:
+    """``result`` as an array of ``reference``'s library, on ``reference``'s device.
+
+    Outputs follow inputs (as scikit-learn's Array API support does): a NumPy array,
+    memory map or list in, a NumPy array out; a torch tensor in, a torch tensor on its
+    device out. The move, where one is needed, goes through the host explicitly.
+    """
+    lib = _library_of(reference)
+    if lib is None or lib == "numpy":
+        return to_numpy(result)
+    if lib == _library_of(result) and _same_device(result.device, reference.device):
+        return result
+    host = to_numpy(result)
+    if lib == "cupy":
+        cupy = importlib.import_module("cupy")
+        with reference.device:
+            return cupy.asarray(host)
+    namespace = array_namespace(reference)
+    return namespace.asarray(host, device=reference.device)
+
+
 def host_array(x: Any, what: str = "array") -> np.ndarray:
     """``x`` (an array of any library, or a nested sequence) as a host NumPy array."""
     try:

@@ -108,7 +108,7 @@ def features(backend: Backend, X: Any, n0: int, dtype: Any, what: str = "X") -> 
         return Table(rows, rows.shape[0], n0, convert=_caster(backend, dtype, what, filename),
                      name=what, filename=filename)
     rows = _device_rows(backend, X, dtype, what)
-    checks.all_finite_rows(rows, what)
+    checks.all_finite(rows, what)
     return Table(rows, rows.shape[0], n0, name=what)
 
 

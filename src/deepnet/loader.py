@@ -57,17 +57,17 @@ def share(b: int, rank: int, size: int) -> tuple[int, int]:
 class Loader:
     """Batches of ``X`` and ``Y`` (tables of the same ``m`` examples) on ``backend``."""
 
-    def __init__(self, backend: Backend, X: Table, Y: Table, dtype: Any, *,
+    def __init__(self, backend: Backend, X: Table, Y: Table | None, dtype: Any, *,
                  rank: int = 0, size: int = 1, prefetch: bool = True) -> None:
-        if X.m != Y.m:
+        if Y is not None and X.m != Y.m:
             raise InputError(f"X has {X.m} examples but Y has {Y.m}")
         self.backend, self.X, self.Y, self.dtype = backend, X, Y, dtype
         self.m, self.rank, self.size = X.m, rank, size
-        self.streamed = X.streamed or Y.streamed
+        self.streamed = X.streamed or (Y is not None and Y.streamed)
         self.prefetch = prefetch
         self._buffers: dict[int, tuple[Array | None, Array | None]] = {}
         self._whole: tuple[Array, Array] | None = None
-        self._sizes = (file_size(X.filename), file_size(Y.filename))
+        self._sizes = (file_size(X.filename), None if Y is None else file_size(Y.filename))
 
     # -- one epoch ------------------------------------------------------------------------
     def epoch(self, batches: list[np.ndarray]) -> Iterator[tuple[list, int]]:
@@ -109,17 +109,20 @@ class Loader:
             yield [(Xb.T, Yb.T, start)], b
             offset += b
 
-    def sequential(self, chunk: int) -> Iterator[tuple[Array, Array, int]]:
+    def sequential(self, chunk: int) -> Iterator[tuple[Array, Array | None, int]]:
         """This process's share of the examples in order, ``chunk`` at a time, as
-        ``(A0, Y, offset)`` (for evaluation: views where the rows need no gather)."""
+        ``(A0, Y, offset)`` (for evaluation: views where the rows need no gather; ``Y``
+        is ``None`` for a loader of features only)."""
         start, stop = share(self.m, self.rank, self.size)
+        tables = [self.X] if self.Y is None else [self.X, self.Y]
         for at in range(start, stop, chunk):
             end = min(at + chunk, stop)
-            if not self.streamed and self.X.index is None and self.Y.index is None:
-                yield self.X.rows[at:end, ...].T, self.Y.rows[at:end, ...].T, at
-                continue
-            positions = np.arange(at, end, dtype=np.int64)
-            yield self._read(self.X, positions).T, self._read(self.Y, positions).T, at
+            if not self.streamed and all(t.index is None for t in tables):
+                got = [t.rows[at:end, ...].T for t in tables]
+            else:
+                positions = np.arange(at, end, dtype=np.int64)
+                got = [self._read(t, positions).T for t in tables]
+            yield got[0], (got[1] if len(got) > 1 else None), at
 
     def _full(self) -> tuple[Array, Array]:
         """The whole table as ``(A0, Y)`` column views, gathered once if it is a subset."""

@@ -20,8 +20,8 @@ from deepnet.backend import (
     get_backend,
     host_rng,
     resolve_dtype_name,
-    to_numpy,
 )
+from deepnet.buffers import Parameters, Workspace, flat_views, parameter_shapes, workspace
 from deepnet.errors import InputError, ShapeError
 
 Caches = list  # one (dense_cache, D) per layer; D is the dropout mask or None
@@ -148,9 +148,20 @@ class Model:
 
     # -- parameters -------------------------------------------------------------------
     @property
-    def params(self) -> dict[str, Array]:
-        """``{"W1": ..., "b1": ..., ...}``: the live arrays on the network's device."""
-        return dict(self._params)
+    def params(self) -> Parameters:
+        """The parameters ``W1, b1, ..., WL, bL``, live: a mapping onto the network.
+
+        Reading gives the network's own arrays (on its device); assigning writes into
+        them, so the notes' update loop works as written::
+
+            parameters = net.params
+            parameters["W1"] = parameters["W1"] - alpha * grads["dW1"]
+
+        Each assignment is checked first (shape, finite values; arrays of any library
+        are converted to the network's dtype and moved explicitly, an array on another
+        device of the network's library is refused).
+        """
+        return Parameters(self)
 
     def param_shapes(self) -> dict[str, tuple[int, int]]:
         """The notes' shapes: ``W[l] (n[l], n[l-1])``, ``b[l] (n[l], 1)``."""
@@ -180,6 +191,21 @@ class Model:
             new[key] = value
         self._adopt(new)
 
+    def _assign(self, key: Any, value: Any) -> None:
+        """``params[key] = value``: checked, then written into the live array in place."""
+        shapes = self.param_shapes()
+        if key not in shapes:
+            raise InputError(
+                f"the network has no parameter {checks._short(key)}; its parameters are "
+                f"{', '.join(shapes)}"
+            )
+        got = checks._shape_of(value, key)
+        if got != shapes[key]:
+            raise ShapeError(f"{key} must have shape {shapes[key]}; got {got}")
+        converted = self.backend.asarray(value, self.dtype, what=key)
+        checks.all_finite(converted, key)
+        self._params[key][...] = converted
+
     def _adopt(self, params: dict[str, Array]) -> None:
         """Make ``params`` the live parameters.
 
@@ -192,7 +218,7 @@ class Model:
         if not self.backend.supports_out:
             self._params, self._flat = params, None
             return
-        self._flat, self._params = _flat_views(self, self.param_shapes())
+        self._flat, self._params = flat_views(self, self.param_shapes())
         for key, value in params.items():
             self._params[key][...] = value
 
@@ -201,21 +227,6 @@ class Model:
         if self._flat is not None and self.reuse_buffers:
             return {"params": self._flat}
         return self._params
-
-    def to(self, backend: str | Backend, device: str | None = None) -> Model:
-        """This network (parameters, configuration, history) on another backend or device.
-
-        The parameters travel through the host (``to_numpy``): an explicit move.
-        """
-        target = get_backend(backend, device)
-        twin = type(self)(
-            self.layer_dims, hidden=self.hidden, output=self.output, init=self.init,
-            l2=self.l2, keep_prob=self.keep_prob, dtype=self.dtype_name, seed=self.seed,
-            backend=target, reuse_buffers=self.reuse_buffers,
-        )
-        twin.set_params({k: to_numpy(v) for k, v in self._params.items()})
-        twin.history = self.history
-        return twin
 
     # -- forward --------------------------------------------------------------------
     def forward(self, X: Any, *, training: bool = False) -> tuple[Array, Caches]:
@@ -364,39 +375,8 @@ class Model:
         return keys
 
     def _workspace(self, m: int) -> Workspace | None:
-        """The reusable buffers for batches of ``m`` examples, or ``None`` where the
-        backend cannot write into buffers (array-api-strict) or ``reuse_buffers`` is off.
-
-        At most two sizes are kept: a mini-batch run has the batch size and the last,
-        partial batch.
-        """
-        if not (self.reuse_buffers and self.backend.supports_out):
-            return None
-        if self._grads_flat is None:
-            shapes = {"d" + k: v for k, v in self.param_shapes().items()}
-            self._grads_flat = _flat_views(self, shapes)
-        cache = self.__dict__.setdefault("_workspaces", {})
-        if m not in cache:
-            if len(cache) >= 2:
-                cache.pop(next(iter(cache)))
-            cache[m] = Workspace(self, m)
-        return cache[m]
-
-    # -- prediction -----------------------------------------------------------------
-    def predict_proba(self, X: Any) -> Array:
-        """``A[L]`` for ``X`` (no dropout)."""
-        AL, _ = self.forward(X)
-        return AL
-
-    def predict(self, X: Any) -> Array:
-        """sigmoid: 0/1 labels ``(nL, m)``; softmax: class indices ``(m,)``; linear: ``A[L]``."""
-        AL = self.predict_proba(X)
-        xp = self.xp
-        if self.output == "sigmoid":
-            return xp.astype(AL > 0.5, xp.int64)
-        if self.output == "softmax":
-            return xp.argmax(AL, axis=0)
-        return AL
+        """The reusable buffers for batches of ``m`` examples (``buffers.workspace``)."""
+        return workspace(self, m)
 
     # -- checks ---------------------------------------------------------------------
     def _check_X(self, X: Any, what: str = "X") -> Array:
@@ -417,65 +397,4 @@ class Model:
         return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype)
 
 
-class Workspace:
-    """Buffers for one batch size ``m``, reused by every training step.
-
-    Writing into them (through ``backend.into``) instead of allocating multi-MB
-    temporaries each step removes the page faults that dominated the step at small
-    widths (benchmarks/NOTES.md). ``A[l]`` holds ``Z[l]`` and then ``A[l]``; ``dA[l]``
-    holds ``dA[l]`` and then ``dZ[l]``; ``dW``/``db`` are the gradients the optimizer
-    reads; ``tmp`` and ``zeros`` are per-width scratch; ``ones`` is ``(m, 1)``.
-    """
-
-    def __init__(self, net: Model, m: int) -> None:
-        xp, dtype, device = net.xp, net.dtype, net.backend.device
-        dims, L = net.layer_dims, net.L
-
-        def empty(shape: tuple[int, ...]) -> Array:
-            return xp.empty(shape, dtype=dtype, device=device)
-
-        self.m = m
-        self.A = [None] + [empty((dims[l], m)) for l in range(1, L + 1)]
-        self.dA = [None] + [empty((dims[l], m)) for l in range(1, L)] + [None]
-        self.grads_flat, grads = net._grads_flat  # shared by every batch size
-        self.dW = [None] + [grads[f"dW{l}"] for l in range(1, L + 1)]
-        self.db = [None] + [grads[f"db{l}"] for l in range(1, L + 1)]
-        self.ones = xp.ones((m, 1), dtype=dtype, device=device)
-        widths = sorted(set(dims[1:L]))
-        self.tmp = {n: empty((n, m)) for n in widths}
-        self.zeros = {n: xp.zeros((n, m), dtype=dtype, device=device) for n in widths}
-        self._layers = [None] + [self._make(l, dims) for l in range(1, L + 1)]
-
-    def _make(self, l: int, dims: tuple[int, ...]) -> layers.Buffers:
-        n = dims[l]
-        return layers.Buffers(
-            A=self.A[l], dA_prev=self.dA[l - 1], dW=self.dW[l], db=self.db[l],
-            tmp=self.tmp.get(n), zeros=self.zeros.get(n), ones=self.ones,
-        )
-
-    def layer(self, l: int) -> layers.Buffers:
-        """Layer ``l``'s buffers."""
-        return self._layers[l]
-
-
-def parameter_shapes(layer_dims: Sequence[int]) -> dict[str, tuple[int, int]]:
-    """``{"W1": (n1, n0), "b1": (n1, 1), ...}`` for ``layer_dims = [n0, ..., nL]``."""
-    shapes = {}
-    for l in range(1, len(layer_dims)):
-        shapes[f"W{l}"] = (layer_dims[l], layer_dims[l - 1])
-        shapes[f"b{l}"] = (layer_dims[l], 1)
-    return shapes
-
-
-def _flat_views(net: Model, shapes: dict[str, tuple[int, int]]) -> tuple[Array, dict]:
-    """One flat array and, for each key, a view of it with that shape (in key order)."""
-    xp = net.xp
-    total = sum(rows * cols for rows, cols in shapes.values())
-    flat = xp.zeros((total,), dtype=net.dtype, device=net.backend.device)
-    views, offset = {}, 0
-    for key, (rows, cols) in shapes.items():
-        views[key] = xp.reshape(flat[offset : offset + rows * cols], (rows, cols))
-        offset += rows * cols
-    return flat, views
-
-
+__all__ = ["Caches", "Model", "Parameters", "Workspace", "parameter_shapes"]
