@@ -3,9 +3,8 @@ between scikit-learn's row layout and the notes' column layout, backends and Arr
 dispatch, ``fit``/``partial_fit``, pickling.
 
 scikit-learn's ``X`` is ``(n_samples, n_features) = (m, n0)``; deepnet's is ``(n0, m)``.
-The estimators hand deepnet ``X.T``, a view: no copy is made here in the column layout,
-and ``fit`` stores the examples as it finds fastest. Outputs come back as ``A[L].T``,
-``(m, nL)``.
+The estimators hand deepnet ``X.T``, a view: no copy is made here, and ``fit`` uses
+row-major data as it is. Outputs come back as ``A[L].T``, ``(m, nL)``.
 
 Where the network runs: with ``sklearn.set_config(array_api_dispatch=True)`` and ``X`` of
 a non-NumPy library (torch, CuPy, array-api-strict), on that library and ``X``'s device,
@@ -23,10 +22,19 @@ from sklearn import get_config
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from deepnet.backend import Array, Backend, _library_of, device_label, get_backend, to_numpy
+from deepnet.backend import (
+    Array,
+    Backend,
+    _library_of,
+    array_namespace,
+    device_label,
+    get_backend,
+    to_numpy,
+)
 from deepnet.errors import DeepNetError, InputError
 from deepnet.history import EarlyStopping
 from deepnet.network import DeepNet
+from deepnet.optimizers import Optimizer
 from deepnet.sklearn import _params, _state
 
 _NO_Y = object()  # "validate X only"
@@ -47,6 +55,10 @@ class _DeepNetEstimator(BaseEstimator):
     """Base of the deepnet estimators (see ``DeepNetClassifier`` for the parameters)."""
 
     _y_numeric = False  # validate y as numbers (regression)
+    # fitted state (set by fit; declared for type checkers only)
+    net_: DeepNet | _state.Unloaded
+    optimizer_: Optimizer | None
+    _input_lib: str  # the library fit's X came in: "numpy" unless dispatch chose
 
     def __init__(
         self,
@@ -145,23 +157,24 @@ class _DeepNetEstimator(BaseEstimator):
         """The fitted network, moved first where ``backend``/``device`` (set since the fit,
         or after unpickling where its backend cannot run) ask for another place."""
         net = self.net_
-        unloaded = isinstance(net, _state.Unloaded)
         by_params = self._input_lib == "numpy"  # placed by the parameters, not by X
-        if unloaded or (by_params and (self.backend is not None or self.device is not None)):
-            try:
-                target = get_backend(self.backend,
-                                     None if self.device is None else str(self.device))
-            except DeepNetError as exc:
-                if unloaded:
-                    raise type(exc)(
-                        f"{net.reason}; its backend={self.backend!r}, device="
-                        f"{self.device!r} cannot run here either ({exc})"
-                    ) from exc
-                raise
-            if unloaded or not _state.same_place(net, target):
-                self.net_, self.optimizer_ = _state.move(net, self.optimizer_, target)
-                self._input_lib = "numpy"
-        return self.net_
+        asked = self.backend is not None or self.device is not None
+        if isinstance(net, DeepNet) and not (by_params and asked):
+            return net
+        try:
+            target = get_backend(self.backend, None if self.device is None else str(self.device))
+        except DeepNetError as exc:
+            if isinstance(net, _state.Unloaded):
+                raise type(exc)(
+                    f"{net.reason}; its backend={self.backend!r}, device={self.device!r} "
+                    f"cannot run here either ({exc})"
+                ) from exc
+            raise
+        if isinstance(net, DeepNet) and _state.same_place(net, target):
+            return net
+        moved, self.optimizer_ = _state.move(net, self.optimizer_, target)
+        self.net_, self._input_lib = moved, "numpy"
+        return moved
 
     def _check_namespace(self, X: Array, method: str, net: DeepNet) -> str:
         """The library of ``X``; under dispatch, refuse one the network cannot take."""
@@ -184,23 +197,16 @@ class _DeepNetEstimator(BaseEstimator):
             )
         return lib
 
-    def _forward(self, X: Any, method: str) -> tuple[Array, DeepNet, str]:
-        """``A[L]`` ``(nL, m)`` on the network's backend for scikit-learn's ``X (m, n0)``,
-        the network, and the library results go back in."""
+    def _forward(self, X: Any, method: str) -> tuple[Array, Any, DeepNet]:
+        """``A[L]`` ``(nL, m)`` for scikit-learn's ``X (m, n0)``, in ``X``'s library and on
+        its device (``DeepNet.predict_proba``'s rule: NumPy unless dispatch let another
+        library through), that library's namespace, and the network."""
         check_is_fitted(self)
         X = self._validate(X, reset=False, method=method)
         net = self._live_net()
-        lib = self._check_namespace(X, method, net)
-        return net.predict_proba(X.T), net, lib
-
-    @staticmethod
-    def _to_caller(A: Array, lib: str) -> Any:
-        """``A`` in the caller's library: NumPy unless dispatch brought ``X`` in another.
-
-        The one place results leave the backend; deepnet's own ``predict`` will follow
-        its inputs' library (issue 11), and this can then shrink to a pass-through.
-        """
-        return A if lib != "numpy" else to_numpy(A)
+        self._check_namespace(X, method, net)
+        AL = net.predict_proba(X.T)
+        return AL, array_namespace(AL), net
 
     # -- fit and partial_fit --------------------------------------------------------------
     def _encode(self, y: Any, *, first: bool, classes: Any) -> tuple[Any, str, int, dict]:
@@ -211,8 +217,8 @@ class _DeepNetEstimator(BaseEstimator):
         method = "partial_fit" if incremental else "fit"
         s = _params.settings(self)
         first = not (incremental and hasattr(self, "net_"))
-        kept = {k: self.__dict__[k] for k in ("n_features_in_", "feature_names_in_")
-                if k in self.__dict__}
+        kept: dict[str, Any] = {k: self.__dict__[k] for k in ("n_features_in_",
+                                "feature_names_in_") if k in self.__dict__}
         try:
             X, y = self._validate(X, y, reset=first, method=method)
             if first:
@@ -235,8 +241,8 @@ class _DeepNetEstimator(BaseEstimator):
                     seed=_params.seed(self), backend=backend,
                 )
                 opt = _params.make_optimizer(self)
-            else:
-                opt = self.optimizer_
+            else:  # a live network has its optimizer (None only while unloaded)
+                opt = self.optimizer_ or _params.make_optimizer(self)
             validation = stopper = None
             if self.early_stopping and not incremental:
                 validation = float(self.validation_fraction)

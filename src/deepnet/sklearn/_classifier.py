@@ -11,6 +11,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import column_or_1d
 
+from deepnet.backend import to_numpy
 from deepnet.errors import InputError
 from deepnet.sklearn._base import _DeepNetEstimator, _host
 
@@ -207,37 +208,33 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         Two classes: ``[1 - p, p]`` with ``p = A[L]`` of the sigmoid unit; multilabel:
         each label's own probability. NumPy, or ``X``'s library under dispatch.
         """
-        AL, net, lib = self._forward(X, "predict_proba")
+        AL, xp, _ = self._forward(X, "predict_proba")
+        return self._proba(AL, xp)
+
+    def _proba(self, AL: Any, xp: Any) -> Any:
         if self._mode == "binary":
-            P = net.xp.stack([1.0 - AL[0, :], AL[0, :]], axis=1)
-        else:
-            P = AL.T
-        return self._to_caller(P, lib)
+            return xp.stack([1.0 - AL[0, :], AL[0, :]], axis=1)
+        return AL.T
 
     def predict_log_proba(self, X: Any) -> Any:
         """``log(predict_proba(X))``; ``-inf`` where a probability underflowed to 0."""
-        AL, net, lib = self._forward(X, "predict_log_proba")
-        xp = net.xp
-        P = xp.stack([1.0 - AL[0, :], AL[0, :]], axis=1) if self._mode == "binary" else AL.T
-        with net.backend.quiet_float_errors():
-            return self._to_caller(xp.log(P), lib)
+        AL, xp, net = self._forward(X, "predict_log_proba")
+        with net.backend.quiet_float_errors(), np.errstate(divide="ignore"):
+            return xp.log(self._proba(AL, xp))
 
     def predict(self, X: Any) -> Any:
         """Labels ``(m,)`` from ``classes_`` (an indicator matrix ``(m, k)`` for
-        multilabel targets); probabilities above 0.5 count as positive."""
-        AL, net, lib = self._forward(X, "predict")
-        xp = net.xp
+        multilabel targets); probabilities above 0.5 count as positive. NumPy, or ``X``'s
+        library under dispatch where the labels are numbers."""
+        AL, xp, net = self._forward(X, "predict")
         if self._mode == "multilabel":
-            hits = AL.T > 0.5
-            if lib == "numpy":
-                return self._to_caller(hits, lib).astype(self._y_dtype)
-            return xp.astype(hits, getattr(xp, self._y_dtype.name))
+            return xp.astype(AL.T > 0.5, getattr(xp, self._y_dtype.name))
         if self._mode == "binary":
             idx = xp.astype(AL[0, :] > 0.5, xp.int64)
         else:
             idx = xp.argmax(AL, axis=0)
-        if lib == "numpy" or self.classes_.dtype.kind not in "biuf":
-            return self.classes_[self._to_caller(idx, "numpy")]
+        if isinstance(idx, np.ndarray) or self.classes_.dtype.kind not in "biuf":
+            return self.classes_[to_numpy(idx)]
         return xp.take(net.backend.asarray(self.classes_, None, what="classes_"), idx)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:

@@ -119,7 +119,7 @@ def settings(est: Any) -> Settings:
     dtype = None if est.dtype is None else resolve_dtype_name(est.dtype)
     rs = est.random_state
     if not (rs is None or isinstance(rs, (np.random.RandomState, np.random.Generator)) or (
-        isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and rs >= 0
+        isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and int(rs) >= 0
     )):
         raise InputError(
             f"{_what(est, 'random_state')} must be None, an int >= 0, a "

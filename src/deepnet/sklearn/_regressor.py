@@ -133,8 +133,8 @@ class DeepNetRegressor(RegressorMixin, _DeepNetEstimator):
     def predict(self, X: Any) -> Any:
         """``A[L]`` as ``(m,)`` (fitted on 1-D ``y``) or ``(m, k)``; NumPy, or ``X``'s
         library under dispatch."""
-        AL, _, lib = self._forward(X, "predict")
-        return self._to_caller(AL[0, :] if self._y_1d else AL.T, lib)
+        AL, _, _ = self._forward(X, "predict")
+        return AL[0, :] if self._y_1d else AL.T
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """``R²`` of ``predict(X)`` against ``y`` (averaged over outputs), on the host."""

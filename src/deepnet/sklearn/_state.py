@@ -85,7 +85,7 @@ def _device_name(backend: Backend) -> str | None:
     return backend.label.split(":", 1)[1]
 
 
-def save(net: DeepNet, optimizer: Optimizer | None) -> Saved:
+def save(net: DeepNet | Unloaded, optimizer: Optimizer | None) -> Saved:
     """``net`` and ``optimizer`` as host data (explicit copies through ``to_numpy``)."""
     if isinstance(net, Unloaded):
         return net.saved
@@ -100,7 +100,7 @@ def save(net: DeepNet, optimizer: Optimizer | None) -> Saved:
         config=net.config(),
         params={k: to_numpy(v) for k, v in net.params.items()},
         history=copy.deepcopy(net.history),
-        rng_state=copy.deepcopy(net._rng.bit_generator.state),
+        rng_state=dict(copy.deepcopy(net._rng.bit_generator.state)),
         backend=net.backend.name,
         device=_device_name(net.backend),
         reuse_buffers=net.reuse_buffers,
