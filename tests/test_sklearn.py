@@ -478,3 +478,15 @@ def test_move_estimator_to_moves_the_network(iris):
     np.testing.assert_allclose(P, dn.to_numpy(P_strict), rtol=1e-12)
     with pytest.raises(dn.InputError, match=r"turn on sklearn\.set_config"):
         clf.predict(Xs)  # NumPy cannot read device1 arrays
+
+
+def test_without_scikit_learn_the_import_says_what_to_install(monkeypatch):
+    import importlib
+    import sys
+
+    for name in [m for m in sys.modules if m == "deepnet.sklearn" or
+                 m.startswith("deepnet.sklearn.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    with pytest.raises(dn.datasets.MissingDependencyError, match=r"pip install -e '\.\[sklearn\]'"):
+        importlib.import_module("deepnet.sklearn")
