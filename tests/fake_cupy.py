@@ -196,6 +196,16 @@ class FakeCupy:
         device_mod.Device = cuda.Device = Device
         runtime.getDeviceCount = lambda: fake.n_devices
         runtime.getDevice = fake.current
+        runtime.memGetInfo = lambda: (16 * 2**30, 16 * 2**30)  # (free, total): 16 GiB
+
+        class _Pool:  # CuPy's caching allocator, empty
+            def free_bytes(self) -> int:
+                return 0
+
+            def free_all_blocks(self) -> None:
+                pass
+
+        cp.get_default_memory_pool = _Pool
         cuda.device, cuda.runtime = device_mod, runtime
         cp.cuda = cuda
         linalg = types.ModuleType("cupy.linalg")
@@ -239,6 +249,7 @@ def installed(n_devices: int = 2) -> Iterator[FakeCupy]:
     from deepnet import fused
 
     saved_backends = {k: B._cache.pop(k) for k in list(B._cache) if k[0] == "cupy"}
+    saved_canonical = {k: B._canonical.pop(k) for k in list(B._canonical) if k[0] == "cupy"}
     saved_kernels, fused._CUPY = getattr(fused, "_CUPY", None), None
     clear = getattr(helpers._issubclass_fast, "cache_clear", lambda: None)
     clear()
@@ -256,6 +267,10 @@ def installed(n_devices: int = 2) -> Iterator[FakeCupy]:
             if k[0] == "cupy":
                 del B._cache[k]
         B._cache.update(saved_backends)
+        for k in list(B._canonical):
+            if k[0] == "cupy":
+                del B._canonical[k]
+        B._canonical.update(saved_canonical)
         fused._CUPY = saved_kernels
         sys.modules.update(saved_modules)
         if saved_attr is not missing:
