@@ -26,7 +26,7 @@ import numpy as np
 import deepnet as dn
 from deepnet import activations, dropout, losses
 from deepnet.backend import array_namespace, into
-from deepnet.hooks import constant, prefers_fewer_kernels, squared_norm
+from deepnet.backend.kernels import constant, prefers_fewer_kernels, squared_norm
 
 # -- the code as it was -------------------------------------------------------------------
 

@@ -246,7 +246,7 @@ def installed(n_devices: int = 2) -> Iterator[FakeCupy]:
     saved_modules.update({k: sys.modules.pop(k) for k in _compat_names()})
     missing = object()
     saved_attr = array_api_compat.__dict__.pop("cupy", missing)
-    from deepnet import fused
+    from deepnet.backend import fused
 
     saved_backends = {k: B._cache.pop(k) for k in list(B._cache) if k[0] == "cupy"}
     saved_canonical = {k: B._canonical.pop(k) for k in list(B._canonical) if k[0] == "cupy"}

@@ -20,7 +20,7 @@ from deepnet.backend import device_label
 @pytest.fixture
 def clean_default(monkeypatch):
     """No set_backend/use_backend override and no DEEPNET_* variables, restored after."""
-    monkeypatch.setattr(B, "_override", [])
+    monkeypatch.setattr(B.select, "_override", [])
     for var in ("DEEPNET_BACKEND", "DEEPNET_DEVICE", "DEEPNET_DTYPE"):
         monkeypatch.delenv(var, raising=False)
     return monkeypatch
@@ -253,7 +253,7 @@ def test_cupy_here_is_usable_or_says_why():
 
 
 def test_cupy_not_installed_names_the_real_packages(monkeypatch):
-    monkeypatch.setattr(B, "_cache", {})
+    monkeypatch.setattr(B.select, "_cache", {})
     real_import = importlib.import_module
 
     def no_cupy(name, *args, **kwargs):
@@ -279,7 +279,7 @@ def _fake_cupy(monkeypatch, get_device_count):
     monkeypatch.setitem(
         sys.modules, "array_api_compat.cupy", types.ModuleType("array_api_compat.cupy")
     )
-    monkeypatch.setattr(B, "_cache", {})
+    monkeypatch.setattr(B.select, "_cache", {})
 
 
 def test_cupy_without_a_driver_says_there_is_no_cuda_device(monkeypatch):

@@ -74,7 +74,7 @@ def test_the_plain_compat_namespace_puts_arrays_on_device_0(fake, monkeypatch):
     the flat parameter array on device 0 while the weights go to device 1."""
     from array_api_compat import cupy as compat
 
-    monkeypatch.setattr(B, "_cupy_namespace", lambda: compat)
+    monkeypatch.setattr(B.libraries, "_cupy_namespace", lambda: compat)
     with pytest.raises(fake_cupy.DeviceMismatch):
         dn.DeepNet([3, 5, 2], backend="cupy", device="1")
 
@@ -155,7 +155,7 @@ def test_the_stand_in_refuses_mixed_devices(fake):
 def test_the_fused_cupy_updates_equal_the_portable_one(fake, rule):
     """deepnet.fused's ElementwiseKernels, run by the stand-in (NumPy evaluating their
     statements), against the portable update, on device 1."""
-    from deepnet import fused
+    from deepnet.backend import fused
 
     X, Y = _data(m=10)
     nets, opts = [], []

@@ -942,7 +942,7 @@ def test_ctrl_c_during_library_saves_keeps_the_file_whole(tmp_path):
 
 @pytest.fixture
 def clean_default(monkeypatch):
-    monkeypatch.setattr(B, "_override", [])
+    monkeypatch.setattr(B.select, "_override", [])
     for var in ("DEEPNET_BACKEND", "DEEPNET_DEVICE", "DEEPNET_DTYPE"):
         monkeypatch.delenv(var, raising=False)
     return monkeypatch

@@ -598,7 +598,7 @@ def test_fuzz_save(backend, data, workdir, monkeypatch):
 
 @pytest.fixture
 def restore_default(monkeypatch):
-    monkeypatch.setattr(B, "_override", [])
+    monkeypatch.setattr(B.select, "_override", [])
     for var in ("DEEPNET_BACKEND", "DEEPNET_DEVICE", "DEEPNET_DTYPE"):
         monkeypatch.delenv(var, raising=False)
     return monkeypatch

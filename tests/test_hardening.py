@@ -558,7 +558,7 @@ def test_set_params_refuses(backend, case):
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    monkeypatch.setattr(B, "_override", [])
+    monkeypatch.setattr(B.select, "_override", [])
     for var in ("DEEPNET_BACKEND", "DEEPNET_DEVICE", "DEEPNET_DTYPE"):
         monkeypatch.delenv(var, raising=False)
     return monkeypatch
@@ -575,7 +575,7 @@ def test_unknown_deepnet_backend(clean_env, value):
 @pytest.mark.parametrize("library", ["torch", "array_api_strict", "cupy"])
 @pytest.mark.parametrize("via", ["argument", "environment"])
 def test_library_not_installed(clean_env, library, via):
-    clean_env.setattr(B, "_cache", {})
+    clean_env.setattr(B.select, "_cache", {})
     real = importlib.import_module
 
     def missing(name, *args, **kwargs):
@@ -604,7 +604,7 @@ def test_cupy_without_a_gpu(clean_env):
     clean_env.setitem(sys.modules, "cupy", fake)
     clean_env.setitem(sys.modules, "array_api_compat.cupy",
                       types.ModuleType("array_api_compat.cupy"))
-    clean_env.setattr(B, "_cache", {})
+    clean_env.setattr(B.select, "_cache", {})
     clean_env.setenv("DEEPNET_BACKEND", "cupy")
     with refused(None, dn.BackendError, "'cupy' needs a CUDA device", "no CUDA-capable",
                  "'numpy' or 'torch'"):
@@ -614,7 +614,7 @@ def test_cupy_without_a_gpu(clean_env):
 def test_torch_cuda_without_a_gpu(clean_env):
     if torch is None:
         pytest.skip("torch is not installed")
-    clean_env.setattr(B, "_cache", {})
+    clean_env.setattr(B.select, "_cache", {})
     clean_env.setattr(torch.cuda, "is_available", lambda: False)  # also on a GPU machine
     clean_env.setenv("DEEPNET_BACKEND", "torch")
     clean_env.setenv("DEEPNET_DEVICE", "cuda")

@@ -10,7 +10,7 @@ from conftest import assert_on_backend, tolerance
 import deepnet as dn
 from deepnet import activations, losses
 from deepnet import backend as B
-from deepnet import hooks as H
+from deepnet.backend import kernels as H
 
 EXTREME = np.array([-1e4, -800.0, -100.0, -30.0, -1.0, 0.0, 1e-3, 1.0, 30.0, 100.0, 800.0, 1e4])
 

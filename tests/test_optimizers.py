@@ -170,7 +170,7 @@ def test_set_epoch_applies_the_schedule_to_the_update():
 @pytest.mark.parametrize(("name", "cls", "hp"), CASES, ids=[c[0] for c in CASES])
 def test_the_fused_update_equals_the_portable_one(backend, dtype_name, name, cls, hp):
     """On the flat parameter array (longer than NumPy's block, so the blocks are used)."""
-    from deepnet import fused
+    from deepnet.backend import fused
 
     n = fused.NUMPY_BLOCK * 2 + 123
     rng = np.random.default_rng(1)

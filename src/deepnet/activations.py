@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from deepnet.backend import Array, array_namespace, into
+from deepnet.backend.kernels import ignore_overflow, relu_floor
 from deepnet.errors import InputError
-from deepnet.hooks import ignore_overflow, relu_floor
 
 LEAKY_SLOPE = 0.01
 

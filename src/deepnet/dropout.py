@@ -39,8 +39,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from deepnet.backend import Array, array_namespace
+from deepnet.backend.kernels import integers_wrap
 from deepnet.errors import InputError
-from deepnet.hooks import integers_wrap
 
 __all__ = ["keep_threshold", "masks", "step_key", "unit_hash"]
 

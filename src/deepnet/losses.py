@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from deepnet.backend import Array, array_namespace
+from deepnet.backend.kernels import constant, prefers_fewer_kernels
 from deepnet.errors import InputError
-from deepnet.hooks import constant, prefers_fewer_kernels
 
 
 def bce_from_logits(ZL: Array, Y: Array) -> Array:

@@ -22,9 +22,9 @@ from deepnet.backend import (
     host_rng,
     resolve_dtype_name,
 )
+from deepnet.backend.kernels import squared_norm
 from deepnet.buffers import Parameters, Workspace, flat_views, parameter_shapes, workspace
 from deepnet.errors import InputError, ShapeError
-from deepnet.hooks import squared_norm
 
 Caches = list  # one (dense_cache, D) per layer; D is the dropout mask or None
 

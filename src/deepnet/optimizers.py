@@ -18,8 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from deepnet import fused
-from deepnet.backend import Array, array_namespace, into, out_supported
+from deepnet.backend import Array, array_namespace, fused, into, out_supported
 from deepnet.checks import real_number
 from deepnet.errors import InputError
 from deepnet.schedules import (
@@ -72,7 +71,7 @@ class Optimizer:
     def step(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> None:
         """Update every ``params[k]`` in place from ``grads["d" + k]``.
 
-        Where the backend has a fused form of this rule (``deepnet.fused``: one pass on
+        Where the backend has a fused form of this rule (``deepnet.backend.fused``: one pass on
         torch and CuPy, cache-sized blocks on NumPy) and :attr:`fused` is on, that runs;
         else the portable update (:meth:`_apply`), which array-api-strict always runs.
         """

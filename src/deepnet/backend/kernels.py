@@ -1,6 +1,6 @@
 """Kernel hooks: what a library's arrays allow beyond the standard's guarantees.
 
-Part of the backend layer (as ``deepnet.fused`` is): the kernels stay standard and ask
+Part of the backend layer (as ``deepnet.backend.fused`` is): the kernels stay standard and ask
 here where a library needs another operand or formulation — a 0-d constant instead of a
 Python scalar, NumPy's full-size zeros while they fit in cache, a dot product for a sum
 of squares, wrap-around integer arithmetic. Each choice is measured
