@@ -27,6 +27,7 @@ per-round ratio, with the lowest and highest — and each framework's median sec
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -76,7 +77,7 @@ def run_torch(X, y, dims, batch, epochs, warm, compiled=False):
 
     torch.manual_seed(0)
     layers = []
-    for n_in, n_out in zip(dims[:-1], dims[1:]):
+    for n_in, n_out in itertools.pairwise(dims):
         layers += [nn.Linear(n_in, n_out), nn.ReLU()]
     model = nn.Sequential(*layers[:-1])
     if compiled:
@@ -108,7 +109,7 @@ def run_jax(X, y, dims, batch, epochs, warm):
 
     key = jax.random.PRNGKey(0)
     params = []
-    for n_in, n_out in zip(dims[:-1], dims[1:]):
+    for n_in, n_out in itertools.pairwise(dims):
         key, sub = jax.random.split(key)
         params.append((jax.random.normal(sub, (n_in, n_out)) * jnp.sqrt(2.0 / n_in),
                        jnp.zeros(n_out)))

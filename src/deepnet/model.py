@@ -11,9 +11,9 @@ before any work starts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from deepnet import activations, checks, initializers, layers, losses
+from deepnet import activations, checks, dropout, initializers, layers, losses
 from deepnet.backend import (
     Array,
     Backend,
@@ -23,6 +23,7 @@ from deepnet.backend import (
 )
 from deepnet.buffers import Parameters, Workspace, flat_views, parameter_shapes, workspace
 from deepnet.errors import InputError, ShapeError
+from deepnet.hooks import squared_norm
 
 Caches = list  # one (dense_cache, D) per layer; D is the dropout mask or None
 
@@ -67,6 +68,7 @@ class Model:
             raise InputError(f"hidden must be an activation name or a list; got {hidden!r}")
         self.hidden = [activations.get(h, allowed=activations.HIDDEN).name for h in hidden]
         self.output = activations.get(output, allowed=activations.OUTPUT).name
+        checks.output_units(self.output, dims[-1])
         initializers.get(init)
         self.init = init
         self.l2 = checks.real_number(l2, "l2", low=0.0)
@@ -83,6 +85,7 @@ class Model:
         self.reuse_buffers = bool(reuse_buffers)
         self._rng = rng
         self._grads_flat = None  # the workspace gradients, allocated with the first one
+        checks.network_memory(dims, self.dtype_name, self.backend)
         with checks.allocation(dims, self.dtype_name):
             self._adopt(initializers.initialize_parameters(
                 dims, init, rng, self.backend, self.dtype
@@ -250,23 +253,27 @@ class Model:
 
     def _forward(
         self, X: Array, *, training: bool = False, ws: Workspace | None = None,
-        offset: int = 0,
+        offset: int = 0, key: int | None = None,
     ) -> tuple[Array, Caches]:
         """The forward pass on checked inputs; with ``ws``, into its buffers.
 
         ``offset`` is the position of ``X``'s first column in the whole batch it belongs
-        to (a part of a batch: accumulated, or one process's share of it).
+        to (a part of a batch: accumulated, or one process's share of it); ``key`` the
+        step's dropout key, the same for every part (``None``: draw one now).
         """
         p = self._params
-        dropout = training and self.keep_prob < 1.0
+        masks = None
+        if training and self.keep_prob < 1.0:
+            key = cast(int, self._dropout_key() if key is None else key)  # an int: dropout is on
+            masks = self._dropout_mask(X, offset, key)
         A = X
         caches = []
         for l, g in enumerate(self.hidden, start=1):
             buffers = ws.layer(l) if ws is not None else layers.NO_BUFFERS
             A, cache = layers.dense_forward(A, p[f"W{l}"], p[f"b{l}"], g, buffers=buffers)
             D = None
-            if dropout:
-                D = self._dropout_mask(A.shape, offset)
+            if masks is not None:
+                D = masks[l - 1]
                 A = A * D  # not in place: the cache keeps the undropped A for g'
             caches.append((cache, D))
         L = self.L
@@ -276,15 +283,21 @@ class Model:
         caches.append(((linear_cache, ZL, AL), None))
         return AL, caches
 
-    def _dropout_mask(self, shape: tuple[int, ...], offset: int = 0) -> Array:
-        """``1[u < keep_prob] / keep_prob`` with ``u`` from the host RNG.
+    def _dropout_key(self) -> int | None:
+        """One training step's dropout key, drawn from the host RNG (``None`` without
+        dropout: the RNG does not move)."""
+        return dropout.step_key(self._rng) if self.keep_prob < 1.0 else None
 
-        Drawn on the host (not by the backend's generator) so that one seed trains the
-        same network on every backend; the price is one explicit host-to-device copy per
-        hidden layer and step, paid only when ``keep_prob < 1``.
+    def _dropout_mask(self, X: Array, offset: int, key: int) -> list[Array]:
+        """The step's masks ``D[1], ..., D[L-1]`` for the columns of ``X``, on its device.
+
+        A hash of the step's ``key`` and of each entry's hidden unit and column in the
+        whole batch (``offset`` + its column in ``X``): see ``deepnet.dropout``. So one
+        seed gives the same masks on every backend, whatever the split of the batch into
+        parts or processes, with no host-to-device copy.
         """
-        keep = self._rng.random(shape) < self.keep_prob
-        return self.backend.asarray(keep / self.keep_prob, self.dtype, what="dropout mask")
+        return dropout.masks(X, self.layer_dims[1 : self.L], key, self.keep_prob,
+                             column_offset=offset)
 
     # -- cost and backward --------------------------------------------------------------
     def cost(self, AL: Any, Y: Any, caches: Caches | None = None) -> float:
@@ -304,7 +317,7 @@ class Model:
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
         if caches is not None:
-            self._check_caches(caches, AL.shape[1])
+            self._check_caches(caches, AL.shape[1], AL)
         return float(self._cost(AL, Y, caches))
 
     def _cost(
@@ -329,9 +342,9 @@ class Model:
         return J
 
     def _l2_cost(self, m: int) -> Array:
-        """``(λ/(2m)) Σ ||W[l]||²`` as a 0-d array on the device."""
-        xp = self.xp
-        squares = sum(xp.sum(self._params[f"W{l}"] ** 2) for l in range(1, self.L + 1))
+        """``(λ/(2m)) Σ ||W[l]||²`` as a 0-d array on the device (one dot product per
+        layer: no temporary the size of ``W``)."""
+        squares = sum(squared_norm(self._params[f"W{l}"]) for l in range(1, self.L + 1))
         return (self.l2 / (2 * m)) * squares
 
     def backward(self, AL: Any, Y: Any, caches: Caches) -> dict[str, Array]:
@@ -357,7 +370,7 @@ class Model:
         """
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
-        self._check_caches(caches, AL.shape[1])
+        self._check_caches(caches, AL.shape[1], AL)
         return self._backward(AL, Y, caches)
 
     def _backward(
@@ -432,8 +445,10 @@ class Model:
             self.backend, AL, output=self.output, nL=self.layer_dims[-1], dtype=self.dtype
         )
 
-    def _check_caches(self, caches: Any, m: int) -> Caches:
-        return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype)
+    def _check_caches(self, caches: Any, m: int, AL: Array | None = None) -> Caches:
+        """The caches of this network's forward of the batch whose output is ``AL``."""
+        return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype,
+                             params=self._params, AL=AL)
 
 
 __all__ = ["Caches", "Model"]

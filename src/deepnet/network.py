@@ -446,7 +446,8 @@ def load(
     Raises
     ------
     CheckpointError
-        For a missing, truncated, foreign, newer or mismatched file.
+        For a missing, unreadable, truncated, foreign, newer or mismatched file, or
+        parameters that do not fit the dtype asked for.
     """
     from deepnet.backend import resolve_dtype_name
 
@@ -468,7 +469,13 @@ def load(
             f"{os.fspath(path)!r} (format version {ckpt.version}) holds an invalid "
             f"configuration: {exc}"
         ) from exc
-    net.set_params(ckpt.params)
+    try:
+        net.set_params(ckpt.params)
+    except DeepNetError as exc:  # float64 values beyond float32's range, say: the file's
+        raise CheckpointError(    # values, not the caller's arguments
+            f"{os.fspath(path)!r}: its parameters cannot be loaded as {net.dtype_name}: "
+            f"{exc}"
+        ) from exc
     net.history = ckpt.history
     return net
 

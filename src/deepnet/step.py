@@ -31,7 +31,8 @@ def train_step(net: Model, X: Array, Y: Array, optimizer: Optimizer) -> Array:
     Inputs are trusted: they must already be on the network's device in its dtype
     (``net.backend.asarray(X, net.dtype)``) with ``Y`` in the canonical ``(nL, m)``
     layout; ``Model.forward`` and ``fit`` check theirs. On NumPy, CuPy and torch the
-    step writes into the network's workspace and allocates nothing.
+    step writes into the network's workspace and allocates nothing; nothing in it reads
+    a value back to the host or copies one in (tests/test_device_traffic.py).
 
     Parameters
     ----------
@@ -63,6 +64,10 @@ def step(
 ) -> tuple[Array, Array | None]:
     """One update from a batch of ``m`` examples given as ``parts``.
 
+    It runs with the network's device current (``Backend.activate``: CuPy runs kernels
+    on the current device). One dropout key is drawn for the whole step, so that every
+    part (and every process, from the same seed) gets its columns of the same masks.
+
     Parameters
     ----------
     net : Model
@@ -86,13 +91,21 @@ def step(
     total : array, 0-d, or None
         The sum of ``metric`` over this process's parts; ``None`` without ``metric``.
     """
+    with net.backend.activate():
+        return _step(net, parts, optimizer, m, metric, comm)
+
+
+def _step(net: Model, parts: Sequence[Part], optimizer: Optimizer, m: int,
+          metric: Callable[[Array, Array], Array] | None,
+          comm: Any) -> tuple[Array, Array | None]:
     c = optimizer.prescale()
     scale = 1.0 if c is None else c
     J = total = None
     accumulated = None
+    key = net._dropout_key()
     for i, (X, Y, offset) in enumerate(parts):
         ws = net._workspace(X.shape[1])
-        AL, caches = net._forward(X, training=True, ws=ws, offset=offset)
+        AL, caches = net._forward(X, training=True, ws=ws, offset=offset, key=key)
         Jp = net._cost(AL, Y, caches, m=m, l2=False)
         J = Jp if J is None else J + Jp
         if metric is not None:

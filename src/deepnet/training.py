@@ -121,8 +121,10 @@ def fit(
     ----------
     net : Model
         The network, trained in place.
-    X, Y, epochs, batch_size, optimizer, learning_rate, seed, validation, early_stopping, callbacks, progress, train_metrics, comm, prefetch
+    X, Y, epochs, batch_size, optimizer, learning_rate, seed, validation
         As in :meth:`deepnet.DeepNet.fit`, which documents them.
+    early_stopping, callbacks, progress, train_metrics, comm, prefetch
+        As in :meth:`deepnet.DeepNet.fit`.
 
     Returns
     -------
