@@ -112,6 +112,22 @@ def test_python_blocks_run(page: Path, docs_env) -> None:
                         "(the blocks before it ran)")
 
 
+@pytest.mark.parametrize("backend_name", ["numpy", "array_api_strict", "torch"])
+def test_home_page_runs_on_every_backend(backend_name: str, docs_env, monkeypatch) -> None:
+    """The first example a newcomer meets learns on every CPU backend, unchanged."""
+    try:
+        dn.get_backend(backend_name)
+    except dn.BackendError as exc:
+        pytest.skip(str(exc))
+    monkeypatch.setenv("DEEPNET_BACKEND", backend_name)
+    page = DOCS / "index.md"
+    namespace: dict = {"__name__": "__docs__"}
+    for line, language, source, skip in code_blocks(page.read_text(encoding="utf-8")):
+        if language == "python" and not skip:
+            exec(compile(source, f"{_id(page)}:{line}", "exec"), namespace)
+    assert namespace["net"].backend.name == backend_name
+
+
 def test_every_block_is_marked_with_its_language() -> None:
     """Python is fenced as ``python``: the test runs only those."""
     wrong = []

@@ -66,6 +66,13 @@ def share(b: int, rank: int, size: int) -> tuple[int, int]:
     """The columns ``[start, stop)`` of a batch of ``b`` that process ``rank`` of ``size``
     computes: contiguous shares whose sizes differ by at most one.
 
+    Parameters
+    ----------
+    b : int
+        The batch's size.
+    rank, size : int
+        This process's rank and the number of processes.
+
     Examples
     --------
     >>> from deepnet.loader import share
@@ -161,9 +168,22 @@ class Loader:
             offset += b
 
     def sequential(self, chunk: int) -> Iterator[tuple[Array, Array | None, int]]:
-        """This process's share of the examples in order, ``chunk`` at a time, as
-        ``(A0, Y, offset)`` (for evaluation: views where the rows need no gather; ``Y``
-        is ``None`` for a loader of features only)."""
+        """This process's share of the examples in order, ``chunk`` at a time (for
+        evaluation: views where the rows need no gather).
+
+        Parameters
+        ----------
+        chunk : int
+            Examples per item.
+
+        Yields
+        ------
+        A0 : array (n0, b)
+        Y : array (nL, b) or None
+            ``None`` for a loader of features only.
+        offset : int
+            The position of the first example.
+        """
         start, stop = share(self.m, self.rank, self.size)
         tables = [self.X] if self.Y is None else [self.X, self.Y]
         for at in range(start, stop, chunk):
@@ -244,6 +264,13 @@ class Prefetcher:
     raised in the consumer at the item where it happened. Used as a context manager:
     leaving the block (normally, by an exception or Ctrl-C) stops the thread and joins
     it, so no thread outlives the epoch.
+
+    Parameters
+    ----------
+    source : iterator
+        What to run ahead.
+    depth : int
+        How many items may wait, made but not yet taken.
     """
 
     _DONE = object()

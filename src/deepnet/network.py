@@ -361,7 +361,8 @@ class DeepNet(Model):
         return "\n".join(lines)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write an atomic ``.npz`` checkpoint of this network to ``path``.
+        """Write an atomic ``.npz`` checkpoint of this network to ``path`` (a str or
+        ``os.PathLike``; exactly that name, ``.npz`` by convention).
 
         See :func:`deepnet.serialization.save` for the format and the guarantees;
         :func:`deepnet.load` reads it back on any backend.

@@ -75,7 +75,7 @@ class Optimizer:
         self.state: dict[str, dict[str, Array]] = {}
 
     def set_epoch(self, epoch: int) -> None:
-        """Set α for ``epoch`` (0-based, counted over every fit) from the schedule.
+        """Set α for ``epoch`` (an int, 0-based, counted over every fit) from the schedule.
 
         ``fit`` calls it with :attr:`epochs`, so an optimizer object passed to a second
         ``fit`` continues its schedule where the first left it.
@@ -191,6 +191,11 @@ class Optimizer:
         of the same length from another architecture is refused too. An optimizer object
         carries its state from one ``fit`` to the next; used on a network of another
         architecture, backend, device or dtype, that state cannot apply.
+
+        Raises
+        ------
+        InputError
+            Naming the mismatch, with the remedy (``reset()`` or a new optimizer).
         """
         hint = ("it was used on another network; call optimizer.reset() first, or pass a "
                 "new optimizer (or its name)")

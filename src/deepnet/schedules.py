@@ -38,7 +38,7 @@ class Constant(Schedule):
     """``α = α0``: no decay (the default)."""
 
     def __call__(self, alpha0: float, epoch: int) -> float:
-        """``α0``."""
+        """``α0`` (parameters as in :meth:`Schedule.__call__`)."""
         return alpha0
 
     def __repr__(self) -> str:
@@ -64,7 +64,7 @@ class InverseTime(Schedule):
         self.decay = real_number(decay, "decay", low=0.0)
 
     def __call__(self, alpha0: float, epoch: int) -> float:
-        """``α0 / (1 + decay · epoch)``."""
+        """``α0 / (1 + decay · epoch)`` (parameters as in :meth:`Schedule.__call__`)."""
         return alpha0 / (1.0 + self.decay * epoch)
 
     def __repr__(self) -> str:
@@ -84,7 +84,7 @@ class Exponential(Schedule):
         self.rate = real_number(rate, "rate", low=0.0, high=1.0, low_open=True)
 
     def __call__(self, alpha0: float, epoch: int) -> float:
-        """``α0 · rate^epoch``."""
+        """``α0 · rate^epoch`` (parameters as in :meth:`Schedule.__call__`)."""
         return alpha0 * self.rate**epoch
 
     def __repr__(self) -> str:
@@ -107,7 +107,7 @@ class Step(Schedule):
         self.every = positive_int(every, "every")
 
     def __call__(self, alpha0: float, epoch: int) -> float:
-        """``α0 · drop^⌊epoch / every⌋``."""
+        """``α0 · drop^⌊epoch / every⌋`` (parameters as in :meth:`Schedule.__call__`)."""
         return alpha0 * self.drop ** (epoch // self.every)
 
     def __repr__(self) -> str:
