@@ -111,9 +111,6 @@ def test_a_network_on_device_1_keeps_everything_there(fake):
     np.testing.assert_array_equal(dn.to_numpy(pred), dn.to_numpy(ref.predict(X)))
 
 
-@pytest.mark.xfail(strict=True, raises=fake_cupy.DeviceMismatch, reason=(
-    "fit and predict do not run inside Backend.activate() yet (training.py, network.py): "
-    "with another device made current by the caller, fit's first check runs there"))
 def test_fit_and_predict_run_on_the_networks_device_whatever_is_current(fake):
     net = dn.DeepNet([3, 5, 4, 2], backend="cupy", device="1", keep_prob=0.8, seed=4)
     X, Y = _data()

@@ -631,3 +631,18 @@ def test_divergence_advice_names_the_real_cause():
     poisoned.params["W1"][0, 0] = np.nan  # an in-place write skips the checks
     with pytest.raises(dn.InputError, match="hold NaN or inf before training"):
         poisoned.fit(X, y, epochs=2, progress=False)
+
+
+def test_a_fit_too_large_for_memory_is_refused_before_any_copy(monkeypatch):
+    from deepnet import memory
+
+    X, y = _blobs(400, seed=1)
+    net = dn.DeepNet([4, 64, 3], output="softmax", backend="numpy")
+    before = {k: dn.to_numpy(v).copy() for k, v in net.params.items()}
+    monkeypatch.setattr(memory, "available_host_memory", lambda: 200_000)  # bytes
+    with pytest.raises(dn.InputError, match=r"use smaller batches, or pass X as a memory"):
+        net.fit(X, y, epochs=1, batch_size=None, progress=False)
+    assert net.history is None
+    for k, v in net.params.items():
+        np.testing.assert_array_equal(dn.to_numpy(v), before[k])
+    net.fit(X, y, epochs=1, batch_size=8, progress=False)  # small batches fit

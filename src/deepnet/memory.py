@@ -181,7 +181,8 @@ def _cgroup_room(root: Path = Path("/sys/fs/cgroup")) -> list[int]:
     return rooms
 
 
-def require(need: Need, backend: Backend, what: str) -> None:
+def require(need: Need, backend: Backend, what: str,
+            advice: str = "use smaller layers") -> None:
     """Refuse (``InputError``) when ``need`` exceeds the memory available now.
 
     ``what`` names the thing, e.g. ``"layer_dims [64, 10]"``; the message gives both sizes.
@@ -194,14 +195,13 @@ def require(need: Need, backend: Backend, what: str) -> None:
     if host is not None and wanted > host:
         raise InputError(
             f"{what} needs about {_gib(wanted)} of host memory at its peak, but only "
-            f"{_gib(host)} is available here; use smaller layers (or free memory)"
+            f"{_gib(host)} is available here; {advice} (or free memory)"
         )
     if need.device and device is not None:
         if need.device > device:
             raise InputError(
                 f"{what} needs about {_gib(need.device)} on {backend.label} at its peak, "
-                f"but only {_gib(device)} is free there; use smaller layers (or another "
-                "device)"
+                f"but only {_gib(device)} is free there; {advice} (or another device)"
             )
 
 

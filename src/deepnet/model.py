@@ -10,7 +10,8 @@ before any work starts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from deepnet import activations, checks, dropout, initializers, layers, losses
@@ -26,6 +27,18 @@ from deepnet.errors import InputError, ShapeError
 from deepnet.hooks import squared_norm
 
 Caches = list  # one (dense_cache, D) per layer; D is the dropout mask or None
+
+
+def on_device(method: Callable) -> Callable:
+    """Run a public method with the network's device current (``Backend.activate``):
+    CuPy runs kernels on the thread's current device, whatever the caller made current."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.backend.activate():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Model:
@@ -156,6 +169,7 @@ class Model:
         """The notes' shapes, ``{"W1": (n1, n0), "b1": (n1, 1), ...}``."""
         return parameter_shapes(self.layer_dims)
 
+    @on_device
     def set_params(self, params: Mapping[str, Any]) -> None:
         """Replace every parameter at once, checked before any is changed.
 
@@ -192,6 +206,7 @@ class Model:
             new[key] = value
         self._adopt(new)
 
+    @on_device
     def _assign(self, key: Any, value: Any) -> None:
         """``params[key] = value``: checked, then written into the live array in place."""
         shapes = self.param_shapes()
@@ -230,6 +245,7 @@ class Model:
         return self._params
 
     # -- forward --------------------------------------------------------------------
+    @on_device
     def forward(self, X: Any, *, training: bool = False) -> tuple[Array, Caches]:
         """Forward propagation: ``A[L]`` and the caches, one per layer.
 
@@ -300,6 +316,7 @@ class Model:
                              column_offset=offset)
 
     # -- cost and backward --------------------------------------------------------------
+    @on_device
     def cost(self, AL: Any, Y: Any, caches: Caches | None = None) -> float:
         """The cost ``J`` (with the L2 term) as a Python float.
 
@@ -347,6 +364,7 @@ class Model:
         squares = sum(squared_norm(self._params[f"W{l}"]) for l in range(1, self.L + 1))
         return (self.l2 / (2 * m)) * squares
 
+    @on_device
     def backward(self, AL: Any, Y: Any, caches: Caches) -> dict[str, Array]:
         """Backward propagation by the notes' recursion from ``l = L`` down to 1.
 

@@ -20,7 +20,7 @@ from deepnet.history import Callback, EarlyStopping, History
 from deepnet.loader import Loader
 from deepnet.loop import evaluate_sums
 from deepnet.metrics import mean, metric_for
-from deepnet.model import Model
+from deepnet.model import Model, on_device
 from deepnet.optimizers import Optimizer
 
 
@@ -83,6 +83,7 @@ class DeepNet(Model):
     ((1, 5), (1, 5))
     """
 
+    @on_device
     def fit(
         self,
         X: Any,
@@ -193,6 +194,7 @@ class DeepNet(Model):
             progress=progress, train_metrics=train_metrics, comm=comm, prefetch=prefetch,
         )
 
+    @on_device
     def to(self, backend: str | Backend, device: str | None = None) -> DeepNet:
         """A copy of this network (parameters, configuration, history) on another
         backend or device; the parameters travel through the host, explicitly.
@@ -221,6 +223,7 @@ class DeepNet(Model):
         (``"cpu"`` for NumPy, a ``torch.device``, a CuPy ``Device``, ...)."""
         return self.backend.device
 
+    @on_device
     def predict_proba(self, X: Any, *, batch_size: int | None = None) -> Array:
         """The output activations ``A[L]``, no dropout, as an array of ``X``'s library.
 
@@ -241,6 +244,7 @@ class DeepNet(Model):
         """
         return like(self._outputs(X, batch_size), X)
 
+    @on_device
     def predict(self, X: Any, *, batch_size: int | None = None) -> Array:
         """Predictions for ``X``, as an array of ``X``'s library and device.
 
@@ -268,6 +272,7 @@ class DeepNet(Model):
             AL = xp.argmax(AL, axis=0)
         return like(AL, X)
 
+    @on_device
     def evaluate(self, X: Any, Y: Any, *, batch_size: int | None = None) -> dict[str, float]:
         """The cost (L2 term included) and the metric of the output on ``(X, Y)``.
 
