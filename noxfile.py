@@ -1,8 +1,8 @@
-"""nox sessions: the test suite on each CPU backend, lint, and the benchmarks."""
+"""nox sessions: the test suite on each CPU backend, lint, types, the docs, the benchmarks."""
 
 import nox
 
-nox.options.sessions = ["tests", "lint"]
+nox.options.sessions = ["tests", "lint", "types", "docs"]
 BACKENDS = ["numpy", "array_api_strict", "torch"]
 
 
@@ -44,3 +44,19 @@ def tests_without_torch(session: nox.Session) -> None:
     """The suite where torch is not installed: every use of torch must skip."""
     session.install("-e", ".", "pytest", "hypothesis", "array-api-strict")
     session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """mypy on src/deepnet (configured in pyproject.toml)."""
+    session.install("-e", ".[types]")
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built strictly (any warning fails), and its examples run."""
+    _install(session, "docs,test")
+    session.run("mkdocs", "build", "--strict", "--site-dir", session.create_tmp(),
+                env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("python", "-m", "pytest", "tests/test_docs.py", "-q", *session.posargs)

@@ -18,10 +18,25 @@ from deepnet.errors import InputError
 class Parameters(MutableMapping):
     """``net.params``: the live parameters of a network, as the notes' dictionary.
 
-    ``params["W1"]`` is the network's own array; ``params["W1"] = value`` checks
-    ``value`` and writes it into that array (on backends with a flat parameter buffer,
-    into the buffer), so a hand-written update loop trains the network itself. Keys
-    cannot be added or deleted.
+    ``params["W1"]`` is the network's own array ``W[1]`` of shape ``(n1, n0)`` (``b1``:
+    ``(n1, 1)``), on its device; ``params["W1"] = value`` checks ``value`` (shape, finite
+    values; any library, converted to the network's dtype and moved explicitly) and writes
+    it into that array (on backends with a flat parameter buffer, into the buffer), so a
+    hand-written update loop trains the network itself. Keys cannot be added or deleted.
+
+    Parameters
+    ----------
+    net : Model
+        The network whose parameters this is a view of.
+
+    Examples
+    --------
+    >>> import deepnet as dn
+    >>> net = dn.DeepNet([2, 3, 1], seed=0)
+    >>> params = net.params
+    >>> params["b1"] = params["b1"] + 1.0          # written into the network
+    >>> float(net.params["b1"][0, 0])
+    1.0
     """
 
     def __init__(self, net: Any) -> None:
@@ -58,9 +73,26 @@ class Workspace:
 
     Writing into them (through ``backend.into``) instead of allocating multi-MB
     temporaries each step removes the page faults that dominated the step at small
-    widths (benchmarks/NOTES.md). ``A[l]`` holds ``Z[l]`` and then ``A[l]``; ``dA[l]``
-    holds ``dA[l]`` and then ``dZ[l]``; ``dW``/``db`` are the gradients the optimizer
-    reads; ``tmp`` and ``zeros`` are per-width scratch; ``ones`` is ``(m, 1)``.
+    widths (benchmarks/NOTES.md).
+
+    Parameters
+    ----------
+    net : Model
+        The network (its backend, dtype, layer sizes and flat gradient buffer).
+    m : int
+        The batch size.
+
+    Attributes
+    ----------
+    A : list of arrays (n[l], m)
+        ``A[l]`` holds ``Z[l]`` and then ``A[l]`` (index 0 unused).
+    dA : list of arrays (n[l], m)
+        ``dA[l]`` holds ``dA[l]`` and then ``dZ[l]`` (for ``1 ≤ l < L``).
+    dW, db : lists of arrays
+        The gradients the optimizer reads: views of the network's flat gradient array.
+    tmp, zeros : dict of int to array (n, m)
+        Per-width scratch and zeros.
+    ones : array (m, 1)
     """
 
     def __init__(self, net: Any, m: int) -> None:
@@ -80,7 +112,7 @@ class Workspace:
         widths = sorted(set(dims[1:L]))
         self.tmp = {n: empty((n, m)) for n in widths}
         self.zeros = {n: xp.zeros((n, m), dtype=dtype, device=device) for n in widths}
-        self._layers = [None] + [self._make(l, dims) for l in range(1, L + 1)]
+        self._layers: list[Any] = [None] + [self._make(l, dims) for l in range(1, L + 1)]
 
     def _make(self, l: int, dims: tuple[int, ...]) -> layers.Buffers:
         n = dims[l]
@@ -90,12 +122,29 @@ class Workspace:
         )
 
     def layer(self, l: int) -> layers.Buffers:
-        """Layer ``l``'s buffers."""
+        """Layer ``l``'s buffers, for ``1 ≤ l ≤ L``."""
         return self._layers[l]
 
 
 def parameter_shapes(layer_dims: Sequence[int]) -> dict[str, tuple[int, int]]:
-    """``{"W1": (n1, n0), "b1": (n1, 1), ...}`` for ``layer_dims = [n0, ..., nL]``."""
+    """The notes' parameter shapes.
+
+    Parameters
+    ----------
+    layer_dims : sequence of int
+        ``[n0, n1, ..., nL]``.
+
+    Returns
+    -------
+    dict of str to (int, int)
+        ``{"W1": (n1, n0), "b1": (n1, 1), ..., "WL": (nL, nL-1), "bL": (nL, 1)}``.
+
+    Examples
+    --------
+    >>> from deepnet.buffers import parameter_shapes
+    >>> parameter_shapes([3, 4, 1])
+    {'W1': (4, 3), 'b1': (4, 1), 'W2': (1, 4), 'b2': (1, 1)}
+    """
     shapes = {}
     for l in range(1, len(layer_dims)):
         shapes[f"W{l}"] = (layer_dims[l], layer_dims[l - 1])
@@ -104,7 +153,21 @@ def parameter_shapes(layer_dims: Sequence[int]) -> dict[str, tuple[int, int]]:
 
 
 def flat_views(net: Any, shapes: dict[str, tuple[int, int]]) -> tuple[Array, dict]:
-    """One flat array and, for each key, a view of it with that shape (in key order)."""
+    """One flat array of zeros and, for each key, a view of it with that shape.
+
+    Parameters
+    ----------
+    net : Model
+        Gives the namespace, dtype and device.
+    shapes : dict of str to (int, int)
+        The views' shapes, laid out in key order.
+
+    Returns
+    -------
+    flat : array (Σ rows·cols,)
+    views : dict of str to array
+        ``views[key]`` of shape ``shapes[key]``, sharing ``flat``'s memory.
+    """
     xp = net.xp
     total = sum(rows * cols for rows, cols in shapes.values())
     flat = xp.zeros((total,), dtype=net.dtype, device=net.backend.device)
@@ -116,11 +179,22 @@ def flat_views(net: Any, shapes: dict[str, tuple[int, int]]) -> tuple[Array, dic
 
 
 def workspace(net: Any, m: int) -> Workspace | None:
-    """The reusable buffers for batches of ``m`` examples, or ``None`` where the
-    backend cannot write into buffers (array-api-strict) or ``reuse_buffers`` is off.
+    """The network's reusable buffers for batches of ``m`` examples.
 
     At most two sizes are kept: a mini-batch run has the batch size and the last,
-    partial batch.
+    partial batch. The flat gradient array is allocated with the first workspace.
+
+    Parameters
+    ----------
+    net : Model
+    m : int
+        The batch size.
+
+    Returns
+    -------
+    Workspace or None
+        ``None`` where the backend cannot write into buffers (array-api-strict) or the
+        network's ``reuse_buffers`` is off.
     """
     if not (net.reuse_buffers and net.backend.supports_out):
         return None

@@ -27,6 +27,7 @@ the same batches as the same data streamed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,14 +47,23 @@ class Table:
 
     Attributes
     ----------
-    rows : ``(M, k)`` array: on the network's device, or (``streamed``) a host memory map
-        whose rows are converted batch by batch.
-    m : the number of examples (``len(index)`` where an index is given, else ``M``).
-    index : ``(m,)`` sorted host int64 array: the rows of ``rows`` this table holds, or
-        ``None`` for all of them in order.
-    convert : for a streamed table, the function that turns a host block of rows into
-        the network's dtype (checking it); ``None`` in memory.
-    name : what the rows are, for messages (``"X"``, ``"Y_val"``, the file name).
+    rows : array (M, k)
+        On the network's device, or (``streamed``) a host memory map whose rows are
+        converted batch by batch.
+    m : int
+        The number of examples (``len(index)`` where an index is given, else ``M``).
+    k : int
+        Numbers per example: ``n0`` for features, ``nL`` for labels.
+    index : numpy.ndarray (m,) or None
+        Sorted host int64 positions: the rows of ``rows`` this table holds; ``None`` for
+        all of them in order.
+    convert : callable or None
+        For a streamed table, the function that turns a host block of rows into the
+        network's dtype (checking it); ``None`` in memory.
+    name : str
+        What the rows are, for messages (``"X"``, ``"Y_val"``).
+    filename : str or None
+        The memory map's file, for messages and to notice it changing.
     """
 
     rows: Any
@@ -70,18 +80,26 @@ class Table:
         return self.convert is not None
 
     def subset(self, positions: np.ndarray) -> Table:
-        """The examples at ``positions`` (sorted) of this table, without a copy."""
+        """The examples at ``positions`` (sorted host int64) of this table, without a copy
+        of the rows (only the index is new)."""
         index = positions if self.index is None else self.index[positions]
         return Table(self.rows, len(index), self.k, index, self.convert, self.name,
                      self.filename)
 
     def source_rows(self, positions: np.ndarray) -> np.ndarray:
-        """The rows of ``rows`` that hold the examples at ``positions`` (host int64)."""
+        """The rows of ``rows`` that hold the examples at ``positions`` (both host int64
+        arrays)."""
         return positions if self.index is None else self.index[positions]
 
 
 def memmap_file(x: Any) -> str | None:
-    """The file behind a NumPy memory map (or a view of one); ``None`` for other arrays."""
+    """The file behind a NumPy memory map (or a view of one); ``None`` for other arrays.
+
+    Parameters
+    ----------
+    x : object
+        Anything a caller passes as data.
+    """
     if isinstance(x, np.memmap):
         name = getattr(x, "filename", None)
         return str(name) if name else "<memory map>"
@@ -92,11 +110,35 @@ def memmap_file(x: Any) -> str | None:
 
 
 def features(backend: Backend, X: Any, n0: int, dtype: Any, what: str = "X") -> Table:
-    """``X (n0, m)`` as an example-major table on ``backend`` (streamed from a memory map).
+    """Features as an example-major table on ``backend`` (streamed from a memory map).
 
     Shape and dtype are checked first, with the messages of ``checks.features``; then
     every value is checked to be finite in one read (a sum per chunk, no temporary as
     large as ``X``).
+
+    Parameters
+    ----------
+    backend : Backend
+        The network's.
+    X : array (n0, m) or memory map
+        Examples in columns, of any library and memory order.
+    n0 : int
+        The input size the network expects.
+    dtype : dtype
+        The network's floating dtype.
+    what : str
+        The argument's name in messages (``"X"``, ``"X_val"``).
+
+    Returns
+    -------
+    Table
+        ``m`` rows of ``n0`` numbers: no copy where ``X`` already is example-major of the
+        right dtype and library (``X.T`` of row-major data), else one.
+
+    Raises
+    ------
+    ShapeError, InputError
+        For a wrong shape or dtype, or values that are NaN or inf.
     """
     checks.feature_shape(X, n0, what)
     filename = memmap_file(X)
@@ -114,12 +156,32 @@ def features(backend: Backend, X: Any, n0: int, dtype: Any, what: str = "X") -> 
 
 def labels(backend: Backend, Y: Any, *, output: str, nL: int, m: int, dtype: Any,
            what: str = "Y") -> Table:
-    """``Y`` in any layout ``net.cost`` accepts, as ``(m, nL)`` rows of the canonical
-    float labels (one-hot for integer class labels).
+    """Labels as an example-major table: ``(m, nL)`` rows of the canonical float labels
+    (one-hot for integer class labels).
 
     Labels in memory are checked and converted by ``checks.labels`` (they are ``nL/n0``
     of the data's size). A memory map of labels is checked chunk by chunk on the host
     and streamed like the features.
+
+    Parameters
+    ----------
+    backend : Backend
+    Y : array (nL, m) or (m,), or memory map
+        In any layout ``Model.cost`` accepts.
+    output : str
+        The network's output activation (which layouts are allowed).
+    nL : int
+        Output units.
+    m : int
+        The number of examples ``X`` has.
+    dtype : dtype
+        The network's floating dtype.
+    what : str
+        The argument's name in messages.
+
+    Returns
+    -------
+    Table
     """
     filename = memmap_file(Y)
     if filename is None:
@@ -190,7 +252,8 @@ def _numpy_backend() -> Backend:
     return get_backend("numpy")
 
 
-def _caster(backend: Backend, dtype: Any, what: str, filename: str):
+def _caster(backend: Backend, dtype: Any, what: str,
+            filename: str) -> Callable[[np.ndarray], np.ndarray]:
     """The conversion of a streamed block of feature rows: dtype, then a finiteness check
     naming the file (the file may change under the fit)."""
     target = np.dtype(checks.dtype_name(dtype))
@@ -229,7 +292,8 @@ def _check_finite_host(rows: np.ndarray, what: str, filename: str) -> None:
 
 
 def file_size(filename: str | None) -> int | None:
-    """The size of a memory map's file now (``None`` when it has no name)."""
+    """The size in bytes of a memory map's file now: ``None`` when it has no name, -1
+    when it cannot be read."""
     if filename is None or filename.startswith("<"):
         return None
     try:

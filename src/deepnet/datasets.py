@@ -24,11 +24,20 @@ from deepnet.errors import DeepNetError, InputError
 
 
 class MissingDependencyError(DeepNetError, ImportError):
-    """An optional library a data set needs is not installed."""
+    """An optional library a data set needs is not installed (also an ``ImportError``)."""
 
 
 class Split(NamedTuple):
-    """A fixed train/test split: ``X_* (n0, m_*)`` in [0, 1], integer labels ``y_* (m_*,)``."""
+    """A fixed train/test split, in the column layout.
+
+    Attributes
+    ----------
+    X_train : numpy.ndarray (n0, m_train)
+    y_train : numpy.ndarray (m_train,)
+        Integer class labels.
+    X_test : numpy.ndarray (n0, m_test)
+    y_test : numpy.ndarray (m_test,)
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -41,15 +50,29 @@ def load_digits(test_size: float = 0.25, seed: int = 0) -> Split:
 
     Parameters
     ----------
-    test_size : fraction of the 1797 images held out as the test set.
-    seed : seed of the permutation that makes the split; the default gives the same
-        split everywhere (1347 train, 450 test). Not stratified.
+    test_size : float
+        Fraction of the 1797 images held out as the test set, in (0, 1).
+    seed : int
+        Seed of the permutation that makes the split; the default gives the same split
+        everywhere (1348 train, 449 test). Not stratified.
 
     Returns
     -------
     Split
-        ``X_train (64, 1347)`` and ``X_test (64, 450)`` as float64 pixel intensities
+        ``X_train (64, 1348)`` and ``X_test (64, 449)`` as float64 pixel intensities
         divided by 16 (so in [0, 1]); ``y_train``, ``y_test`` int64 labels 0..9.
+
+    Raises
+    ------
+    MissingDependencyError
+        When scikit-learn is not installed.
+
+    Examples
+    --------
+    >>> from deepnet import datasets
+    >>> digits = datasets.load_digits()
+    >>> digits.X_train.shape, digits.y_test.shape
+    ((64, 1348), (449,))
     """
     test_size = checks.real_number(
         test_size, "test_size", low=0.0, high=1.0, low_open=True, high_open=True
@@ -83,17 +106,34 @@ def _counts(m: int) -> tuple[int, int]:
     return m // 2, m - m // 2
 
 
-def _shuffled(X: np.ndarray, Y: np.ndarray, rng: np.random.Generator):
+def _shuffled(X: np.ndarray, Y: np.ndarray,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     order = rng.permutation(X.shape[1])
     return np.ascontiguousarray(X[:, order]), np.ascontiguousarray(Y[:, order])
 
 
-def make_flower(m: int = 400, seed: int = 0, noise: float = 0.2):
+def make_flower(m: int = 400, seed: int = 0,
+                noise: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """The planar "flower" of the notes: two interleaved classes of petals in the plane.
 
-    Returns ``X (2, m)`` and labels ``Y (1, m)`` (int64, 0 or 1), columns shuffled. Each
-    class lies along ``r = 4 sin(4t)`` with Gaussian jitter of size ``noise`` in ``t``
-    and ``r``; a straight line cannot separate them.
+    Each class lies along ``r = 4 sin(4t)`` with Gaussian jitter of size ``noise`` in
+    ``t`` and ``r``; a straight line cannot separate them.
+
+    Parameters
+    ----------
+    m : int
+        Examples, half of each class (≥ 2).
+    seed : int
+        Seed of the jitter and the shuffle.
+    noise : float
+        Standard deviation of the jitter, ≥ 0.
+
+    Returns
+    -------
+    X : numpy.ndarray (2, m)
+        float64, columns shuffled.
+    Y : numpy.ndarray (1, m)
+        int64 labels 0 or 1, for a sigmoid output.
     """
     rng = host_rng(seed)
     noise = checks.real_number(noise, "noise", low=0.0)
@@ -107,8 +147,26 @@ def make_flower(m: int = 400, seed: int = 0, noise: float = 0.2):
     return _shuffled(X, Y, rng)
 
 
-def make_moons(m: int = 200, noise: float = 0.1, seed: int = 0):
-    """Two interleaving half circles; ``X (2, m)``, ``Y (1, m)`` int64 0/1, shuffled."""
+def make_moons(m: int = 200, noise: float = 0.1,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles (scikit-learn's ``make_moons``, in columns).
+
+    Parameters
+    ----------
+    m : int
+        Examples, half of each class (≥ 2).
+    noise : float
+        Standard deviation of the Gaussian noise added to each coordinate.
+    seed : int
+        Seed of the noise and the shuffle.
+
+    Returns
+    -------
+    X : numpy.ndarray (2, m)
+        float64, columns shuffled.
+    Y : numpy.ndarray (1, m)
+        int64 labels 0 (upper moon) or 1.
+    """
     rng = host_rng(seed)
     noise = checks.real_number(noise, "noise", low=0.0)
     n_out, n_in = _counts(m)
@@ -123,10 +181,27 @@ def make_moons(m: int = 200, noise: float = 0.1, seed: int = 0):
     return _shuffled(X, Y[None, :], rng)
 
 
-def make_circles(m: int = 200, noise: float = 0.05, factor: float = 0.5, seed: int = 0):
+def make_circles(m: int = 200, noise: float = 0.05, factor: float = 0.5,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A small circle (label 1, radius ``factor``) inside a unit circle (label 0).
 
-    ``X (2, m)``, ``Y (1, m)`` int64 0/1, shuffled.
+    Parameters
+    ----------
+    m : int
+        Examples, half of each class (≥ 2).
+    noise : float
+        Standard deviation of the Gaussian noise added to each coordinate.
+    factor : float
+        Radius of the inner circle, in (0, 1).
+    seed : int
+        Seed of the noise and the shuffle.
+
+    Returns
+    -------
+    X : numpy.ndarray (2, m)
+        float64, columns shuffled.
+    Y : numpy.ndarray (1, m)
+        int64 labels 0 or 1.
     """
     rng = host_rng(seed)
     noise = checks.real_number(noise, "noise", low=0.0)

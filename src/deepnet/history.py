@@ -26,22 +26,41 @@ class History:
 
     Attributes
     ----------
-    cost : training cost of each epoch: the mean of its mini-batch costs weighted by
-        batch size, each taken before that batch's update (dropout and L2 included).
-        With ``batch_size=None`` it is the notes' cost of iteration ``i``.
-    val_cost : cost on the validation set after each epoch (empty without validation).
-    accuracy : the fraction of training examples classified right during each epoch
-        (sigmoid and softmax outputs): each batch counted before its update, dropout
-        included, as the cost is (Keras reports the same; no second pass over the set).
-    val_accuracy : validation accuracy after each epoch (classification with validation).
-    mse : the training set's mean squared error ``Σ (a - y)² / (m nL)`` during each
+    cost : list of float
+        Training cost of each epoch: the mean of its mini-batch costs weighted by batch
+        size, each taken before that batch's update (dropout and L2 included). With
+        ``batch_size=None`` it is the notes' cost of iteration ``i``.
+    val_cost : list of float
+        Cost on the validation set after each epoch (empty without validation).
+    accuracy : list of float
+        The fraction of training examples classified right during each epoch (sigmoid
+        and softmax outputs): each batch counted before its update, dropout included,
+        as the cost is (Keras reports the same; no second pass over the set).
+    val_accuracy : list of float
+        Validation accuracy after each epoch (classifiers with validation).
+    mse : list of float
+        The training set's mean squared error ``Σ (a - y)² / (m nL)`` during each
         epoch, counted like ``accuracy`` (linear outputs).
-    val_mse : the validation set's mean squared error after each epoch.
-    time : wall seconds of each epoch (training, evaluation and the one read back).
-    learning_rate : the α each epoch used (after the optimizer's schedule).
-    best_epoch : index of the epoch with the best monitored value (``monitor``).
-    monitor : the quantity ``best_epoch`` refers to.
-    stopped_early : whether early stopping or a callback ended training before ``epochs``.
+    val_mse : list of float
+        The validation set's mean squared error after each epoch.
+    time : list of float
+        Wall seconds of each epoch (training, evaluation and the one read back).
+    learning_rate : list of float
+        The α each epoch used (after the optimizer's schedule).
+    best_epoch : int or None
+        Index of the epoch with the best monitored value (``monitor``).
+    monitor : str
+        The quantity ``best_epoch`` refers to.
+    stopped_early : bool
+        Whether early stopping or a callback ended training before ``epochs``.
+
+    Examples
+    --------
+    >>> import deepnet as dn
+    >>> X, Y = dn.datasets.make_moons(100, seed=0)
+    >>> history = dn.DeepNet([2, 8, 1], seed=0).fit(X, Y, epochs=3, progress=False)
+    >>> history.epochs, len(history.cost), len(history.accuracy), history.val_cost
+    (3, 3, 3, [])
     """
 
     cost: list[float] = field(default_factory=list)
@@ -67,7 +86,13 @@ class History:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> History:
-        """The inverse of :meth:`to_dict`; unknown keys are ignored."""
+        """The inverse of :meth:`to_dict`; unknown keys are ignored.
+
+        Parameters
+        ----------
+        data : mapping
+            What :meth:`to_dict` returned (or its JSON, parsed).
+        """
         if not isinstance(data, Mapping):
             raise InputError(f"History.from_dict needs a mapping; got {type(data).__name__}")
         names = {f for f in cls.__dataclass_fields__}
@@ -81,10 +106,27 @@ class History:
 @dataclass(frozen=True)
 class EarlyStopping:
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
-    epochs in a row; with ``restore_best`` the network ends with the best epoch's parameters.
+    epochs in a row.
 
-    ``monitor`` ``None`` means ``"val_cost"`` when ``fit`` has validation data, else
-    ``"cost"``; costs and mean squared errors must decrease, accuracies increase.
+    Parameters
+    ----------
+    patience : int
+        Epochs without improvement before training stops.
+    min_delta : float
+        The smallest change that counts as an improvement, ≥ 0.
+    monitor : str, optional
+        ``"cost"``, ``"val_cost"``, ``"accuracy"``, ``"val_accuracy"``, ``"mse"`` or
+        ``"val_mse"``; ``None`` means ``"val_cost"`` when ``fit`` has validation data,
+        else ``"cost"``. Costs and mean squared errors must decrease, accuracies
+        increase.
+    restore_best : bool
+        End with the best epoch's parameters (not the last epoch's).
+
+    Examples
+    --------
+    >>> import deepnet as dn
+    >>> dn.EarlyStopping(patience=3, monitor="val_accuracy")
+    EarlyStopping(patience=3, min_delta=0.0, monitor='val_accuracy', restore_best=True)
     """
 
     patience: int = 5

@@ -24,12 +24,24 @@ from deepnet.backend import Array, array_namespace, into
 
 
 class Buffers(NamedTuple):
-    """One layer's slots in a network's workspace (see ``network.Workspace``).
+    """One layer's slots in a network's workspace (see ``deepnet.buffers.Workspace``).
 
     Every field may be ``None``; a kernel then allocates that result instead.
-    ``A``: ``(n[l], m)`` for ``Z[l]`` and then ``A[l]`` in place; ``dA_prev``:
-    ``(n[l-1], m)``; ``dW``, ``db``: shaped like ``W[l]``, ``b[l]``; ``tmp``: ``(n[l], m)``
-    scratch; ``zeros``: ``(n[l], m)`` zeros; ``ones``: ``(m, 1)`` ones.
+
+    Attributes
+    ----------
+    A : array (n[l], m) or None
+        Receives ``Z[l]`` and then ``A[l]``, in place.
+    dA_prev : array (n[l-1], m) or None
+        Receives ``dA[l-1]``.
+    dW, db : arrays shaped like W[l] (n[l], n[l-1]) and b[l] (n[l], 1), or None
+        Receive the gradients.
+    tmp : array (n[l], m) or None
+        Scratch.
+    zeros : array (n[l], m) or None
+        Zeros (NumPy's maximum against an array is faster than against 0).
+    ones : array (m, 1) or None
+        Ones: ``db = dZ @ ones``.
     """
 
     A: Array | None = None
@@ -47,9 +59,31 @@ NO_BUFFERS = Buffers()
 def linear_forward(
     A_prev: Array, W: Array, b: Array, *, out: Array | None = None
 ) -> tuple[Array, tuple]:
-    """``Z = W @ A_prev + b``; the cache is ``(A_prev, W, b)``.
+    """``Z[l] = W[l] @ A[l-1] + b[l]``.
 
-    ``out`` (shape ``(n[l], m)``) receives ``Z`` where the backend can write into it.
+    Parameters
+    ----------
+    A_prev : array (n[l-1], m)
+        ``A[l-1]``, one example per column.
+    W : array (n[l], n[l-1])
+    b : array (n[l], 1)
+        Broadcast over the columns.
+    out : array (n[l], m), optional
+        Receives ``Z`` where the backend can write into buffers (``backend.into``).
+
+    Returns
+    -------
+    Z : array (n[l], m)
+    cache : tuple
+        ``(A_prev, W, b)``, what :func:`linear_backward` needs.
+
+    Examples
+    --------
+    >>> import numpy as np, deepnet as dn
+    >>> A_prev, W, b = np.ones((3, 5)), np.ones((2, 3)), np.zeros((2, 1))
+    >>> Z, cache = dn.linear_forward(A_prev, W, b)
+    >>> Z.shape
+    (2, 5)
     """
     Z = into(out, "matmul", W, A_prev)
     Z += b
@@ -60,14 +94,31 @@ def linear_backward(
     dZ: Array, cache: tuple, *, buffers: Buffers = NO_BUFFERS, need_dA_prev: bool = True,
     divide_by: float | None = None,
 ) -> tuple[Array | None, Array, Array]:
-    """``(dA_prev, dW, db)`` from ``dZ`` and the cache of :func:`linear_forward`.
+    """The gradients of layer ``l`` from ``dZ[l]``: the notes' ``linear_backward``.
 
-    ``dW = dZ @ A_prev.T / m`` and ``db = Σ_columns dZ / m`` carry the ``1/m`` of the
-    notes; ``m = A_prev.shape[1]``. ``db`` is the product with a column of ones (on
-    NumPy ~5x faster than ``sum(axis=1)``). ``need_dA_prev=False`` skips
-    ``dA[0] = W[1].T @ dZ[1]``, which no update needs. ``divide_by`` replaces the ``m``;
-    the network passes 1: it folds the ``1/m`` into ``dZ[L]`` once, which every later
-    ``dZ`` inherits, and so saves a pass over every ``dW``.
+    ``dW = dZ @ A_prev.T / m``, ``db = Σ_columns dZ / m`` (the ``1/m`` of the notes, with
+    ``m = A_prev.shape[1]``) and ``dA_prev = W.T @ dZ``. ``db`` is the product with a
+    column of ones (on NumPy ~5x faster than ``sum(axis=1)``).
+
+    Parameters
+    ----------
+    dZ : array (n[l], m)
+    cache : tuple
+        ``(A_prev, W, b)`` from :func:`linear_forward`.
+    buffers : Buffers, optional
+        Workspace slots for ``dA_prev``, ``dW``, ``db`` and the ones (a training step's).
+    need_dA_prev : bool
+        ``False`` skips ``dA[0] = W[1].T @ dZ[1]``, which no update needs.
+    divide_by : float, optional
+        Replaces the ``m``. The network passes 1: it folds the ``1/m`` into ``dZ[L]``
+        once, which every later ``dZ`` inherits, and so saves a pass over every ``dW``.
+
+    Returns
+    -------
+    dA_prev : array (n[l-1], m) or None
+        ``None`` when ``need_dA_prev`` is false.
+    dW : array (n[l], n[l-1])
+    db : array (n[l], 1)
     """
     A_prev, W, _ = cache
     m = A_prev.shape[1]
@@ -88,10 +139,25 @@ def linear_backward(
 def dense_forward(
     A_prev: Array, W: Array, b: Array, activation: str, *, buffers: Buffers = NO_BUFFERS
 ) -> tuple[Array, tuple]:
-    """``A = g(W @ A_prev + b)``; the cache is ``(linear_cache, Z, A)``.
+    """``A[l] = g[l](W[l] @ A[l-1] + b[l])``: the notes' ``linear_activation_forward``.
 
-    With a workspace buffer ``buffers.A``, ``A`` is computed in place over ``Z`` and the
-    cache holds ``Z = None`` (every backward needs only ``A``).
+    Parameters
+    ----------
+    A_prev : array (n[l-1], m)
+    W : array (n[l], n[l-1])
+    b : array (n[l], 1)
+    activation : str
+        ``g[l]``: ``"relu"``, ``"leaky_relu"``, ``"tanh"``, ``"sigmoid"``, ``"softmax"``
+        or ``"linear"``.
+    buffers : Buffers, optional
+        With ``buffers.A``, ``A`` is computed in place over ``Z`` and the cache holds
+        ``Z = None`` (every activation's backward needs only ``A``).
+
+    Returns
+    -------
+    A : array (n[l], m)
+    cache : tuple
+        ``(linear_cache, Z, A)``, what :func:`dense_backward` needs.
     """
     g = activations.get(activation)
     Z, linear_cache = linear_forward(A_prev, W, b, out=buffers.A)
@@ -105,10 +171,28 @@ def dense_backward(
     dA: Array, cache: tuple, activation: str, *, buffers: Buffers = NO_BUFFERS,
     need_dA_prev: bool = True, divide_by: float | None = None,
 ) -> tuple[Array | None, Array, Array]:
-    """``(dA_prev, dW, db)`` from ``dA`` and the cache of :func:`dense_forward`.
+    """``dZ[l] = dA[l] * g[l]'(Z[l])``, then :func:`linear_backward`: the notes'
+    ``linear_activation_backward``.
 
-    With workspace buffers, ``dZ`` overwrites ``dA`` in place. ``divide_by`` as in
-    :func:`linear_backward`.
+    Parameters
+    ----------
+    dA : array (n[l], m)
+    cache : tuple
+        ``(linear_cache, Z, A)`` from :func:`dense_forward`.
+    activation : str
+        ``g[l]``, as given to :func:`dense_forward`.
+    buffers : Buffers, optional
+        Workspace slots; with them ``dZ`` overwrites ``dA`` in place.
+    need_dA_prev : bool
+        As in :func:`linear_backward`.
+    divide_by : float, optional
+        As in :func:`linear_backward`.
+
+    Returns
+    -------
+    dA_prev : array (n[l-1], m) or None
+    dW : array (n[l], n[l-1])
+    db : array (n[l], 1)
     """
     g = activations.get(activation)
     linear_cache, Z, A = cache
@@ -117,3 +201,7 @@ def dense_backward(
     return linear_backward(
         dZ, linear_cache, buffers=buffers, need_dA_prev=need_dA_prev, divide_by=divide_by
     )
+
+
+__all__ = ["NO_BUFFERS", "Buffers", "dense_backward", "dense_forward", "linear_backward",
+           "linear_forward"]

@@ -35,8 +35,22 @@ STREAM_CHUNK = 4096
 
 def plan(rng: np.random.Generator, m: int, batch_size: int | None) -> list[np.ndarray]:
     """The epoch's batches: positions ``0..m-1`` shuffled by ``rng`` and cut into batches
-    of ``batch_size`` (the last one smaller), each sorted; ``None`` is one full batch in
-    order (no RNG draw)."""
+    of ``batch_size`` (the last one smaller), each sorted.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The host generator of the shuffles.
+    m : int
+        The number of examples.
+    batch_size : int or None
+        ``None`` (or ``≥ m``) is one full batch in order, with no draw from ``rng``.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Each batch's example positions, sorted, as host int64 arrays.
+    """
     if batch_size is None or batch_size >= m:
         return [np.arange(m, dtype=np.int64)]
     order = rng.permutation(m)
@@ -50,18 +64,49 @@ def plan(rng: np.random.Generator, m: int, batch_size: int | None) -> list[np.nd
 
 def share(b: int, rank: int, size: int) -> tuple[int, int]:
     """The columns ``[start, stop)`` of a batch of ``b`` that process ``rank`` of ``size``
-    computes: contiguous shares whose sizes differ by at most one."""
+    computes: contiguous shares whose sizes differ by at most one.
+
+    Parameters
+    ----------
+    b : int
+        The batch's size.
+    rank, size : int
+        This process's rank and the number of processes.
+
+    Examples
+    --------
+    >>> from deepnet.loader import share
+    >>> [share(10, rank, 3) for rank in range(3)]
+    [(0, 3), (3, 6), (6, 10)]
+    """
     return rank * b // size, (rank + 1) * b // size
 
 
 class Loader:
-    """Batches of ``X`` and ``Y`` (tables of the same ``m`` examples) on ``backend``."""
+    """Batches of ``X`` and ``Y`` (tables of the same ``m`` examples) on ``backend``.
+
+    Parameters
+    ----------
+    backend : Backend
+        Where the batches go.
+    X : Table
+        The features, ``m`` rows of ``n0``.
+    Y : Table or None
+        The labels, ``m`` rows of ``nL``; ``None`` for inputs only (``predict``).
+    dtype : dtype
+        The network's floating dtype.
+    rank, size : int
+        This process's share of each batch (data parallel); 0 and 1 alone.
+    prefetch : bool
+        Read streamed batches in a background thread, one ahead.
+    """
 
     def __init__(self, backend: Backend, X: Table, Y: Table | None, dtype: Any, *,
                  rank: int = 0, size: int = 1, prefetch: bool = True) -> None:
         if Y is not None and X.m != Y.m:
             raise InputError(f"X has {X.m} examples but Y has {Y.m}")
-        self.backend, self.X, self.Y, self.dtype = backend, X, Y, dtype
+        self.backend, self.X, self.dtype = backend, X, dtype
+        self.Y: Any = Y  # a Table; None only for a loader of features (predict)
         self.m, self.rank, self.size = X.m, rank, size
         self.streamed = X.streamed or (Y is not None and Y.streamed)
         self.prefetch = prefetch
@@ -71,8 +116,21 @@ class Loader:
 
     # -- one epoch ------------------------------------------------------------------------
     def epoch(self, batches: list[np.ndarray]) -> Iterator[tuple[list, int]]:
-        """``(parts, b)`` per batch: this process's parts ``[(A0, Y, offset), ...]`` and
-        the batch's size ``b`` (every process's columns)."""
+        """The epoch's batches on the device, in ``batches``' order.
+
+        Parameters
+        ----------
+        batches : list of numpy.ndarray
+            The epoch's plan (:func:`plan`).
+
+        Yields
+        ------
+        parts : list of (A0, Y, offset)
+            This process's parts of the batch: ``A0 (n0, b')`` and ``Y (nL, b')`` column
+            views on the device, and the position of their first column in the batch.
+        b : int
+            The batch's size (every process's columns).
+        """
         if not self.streamed:
             yield from self._in_memory(batches)
             return
@@ -110,9 +168,22 @@ class Loader:
             offset += b
 
     def sequential(self, chunk: int) -> Iterator[tuple[Array, Array | None, int]]:
-        """This process's share of the examples in order, ``chunk`` at a time, as
-        ``(A0, Y, offset)`` (for evaluation: views where the rows need no gather; ``Y``
-        is ``None`` for a loader of features only)."""
+        """This process's share of the examples in order, ``chunk`` at a time (for
+        evaluation: views where the rows need no gather).
+
+        Parameters
+        ----------
+        chunk : int
+            Examples per item.
+
+        Yields
+        ------
+        A0 : array (n0, b)
+        Y : array (nL, b) or None
+            ``None`` for a loader of features only.
+        offset : int
+            The position of the first example.
+        """
         start, stop = share(self.m, self.rank, self.size)
         tables = [self.X] if self.Y is None else [self.X, self.Y]
         for at in range(start, stop, chunk):
@@ -193,6 +264,13 @@ class Prefetcher:
     raised in the consumer at the item where it happened. Used as a context manager:
     leaving the block (normally, by an exception or Ctrl-C) stops the thread and joins
     it, so no thread outlives the epoch.
+
+    Parameters
+    ----------
+    source : iterator
+        What to run ahead.
+    depth : int
+        How many items may wait, made but not yet taken.
     """
 
     _DONE = object()

@@ -84,23 +84,45 @@ def _opt_restore(opt: _optimizers.Optimizer, snapshot: tuple) -> None:
 
 
 def all_finite(params: Mapping[str, Array], xp: Any) -> Array:
-    """A 0-d boolean on the device: probably every parameter is finite (no read back).
+    """Whether probably every parameter is finite, as a 0-d boolean on the device (no
+    read back).
 
     The sum of each parameter is finite when every value is (NaN and inf propagate):
     one read of each, no boolean array as large as it. A sum can also overflow from
     finite values; :func:`exactly_finite` then settles it, on that rare path only.
+
+    Parameters
+    ----------
+    params : mapping of str to array
+        The parameters (or ``{"flat": flat}``, the flat array of them all).
+    xp : namespace
+        Their Array API namespace.
     """
     flags = [xp.isfinite(xp.sum(v)) for v in params.values()]
     return xp.all(xp.stack(flags))
 
 
 def exactly_finite(params: Mapping[str, Array], xp: Any) -> bool:
-    """Whether every parameter value is finite (one read back)."""
+    """Whether every parameter value is finite (one read back per parameter).
+
+    Parameters
+    ----------
+    params : mapping of str to array
+    xp : namespace
+    """
     return all(bool(xp.all(xp.isfinite(v))) for v in params.values())
 
 
 def progress_bar(progress: bool | None, epochs: int) -> Any:
-    """A tqdm bar over the epochs, or ``None`` when silent."""
+    """A tqdm bar over the epochs on stderr, or ``None`` when silent.
+
+    Parameters
+    ----------
+    progress : bool or None
+        ``None`` shows the bar when stderr is a terminal.
+    epochs : int
+        The bar's length.
+    """
     if progress is None:
         progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
     if not progress:
@@ -113,8 +135,17 @@ def progress_bar(progress: bool | None, epochs: int) -> Any:
 
 def evaluate_sums(net: Model, loader: Loader, chunk: int) -> tuple[Array, Array]:
     """``(Σ loss, Σ metric)`` of the network (no dropout) over this process's share of
-    ``loader``'s examples, as 0-d device arrays; ``loader`` reads them in order, ``chunk``
-    at a time, so no activation larger than ``(n[l], chunk)`` is made."""
+    ``loader``'s examples, as 0-d device arrays.
+
+    Parameters
+    ----------
+    net : Model
+    loader : Loader
+        Read in order, ``chunk`` examples at a time, so no activation larger than
+        ``(n[l], chunk)`` is made.
+    chunk : int
+        Examples per forward pass.
+    """
     metric = _metrics.metric_for(net.output)
     loss = metric_sum = None
     for X, Y, _ in loader.sequential(chunk):
@@ -133,7 +164,27 @@ def evaluate_sums(net: Model, loader: Loader, chunk: int) -> tuple[Array, Array]
 
 
 class Loop:
-    """The state of one ``fit`` call."""
+    """The state of one ``fit`` call: its network, optimizer, data and RNG.
+
+    Parameters
+    ----------
+    net : Model
+    opt : Optimizer
+    train : Loader
+        The training set.
+    val : Loader or None
+        The validation set.
+    batch_size : int or None
+        Examples per mini-batch; ``None`` for one full batch per epoch.
+    rng : numpy.random.Generator
+        The host generator of the epochs' shuffles.
+    metrics : bool
+        Record the training metric (accuracy or mse) during each epoch.
+    comm : communicator or None
+        Data-parallel training across processes.
+    eval_chunk : int
+        Examples per forward pass of the validation.
+    """
 
     def __init__(self, net: Model, opt: _optimizers.Optimizer, train: Loader,
                  val: Loader | None, batch_size: int | None, rng: np.random.Generator, *,
@@ -168,7 +219,7 @@ class Loop:
             values += [loss, l2, val_metric]
         return xp.stack([xp.reshape(v, ()) for v in values])
 
-    def _logs(self, host: np.ndarray, seconds: float) -> dict[str, float | None]:
+    def _logs(self, host: np.ndarray, seconds: float) -> dict[str, Any]:
         values = [float(v) for v in host]
         if self.comm is not None and self.comm.size > 1:  # this process's sums, added up
             summed = [2] + ([3, 5] if self.val is not None else [])
@@ -189,6 +240,24 @@ class Loop:
 
     def run(self, epochs: int, stopper: EarlyStopping | None, monitor: str,
             callbacks: Sequence[Callback], bar: Any) -> History:
+        """Train for up to ``epochs`` epochs and return the history (also ``net.history``).
+
+        Parameters
+        ----------
+        epochs : int
+        stopper : EarlyStopping or None
+        monitor : str
+            What ``History.best_epoch`` (and early stopping) follows: ``"cost"``,
+            ``"val_cost"``, ``"accuracy"``, ...
+        callbacks : sequence of callables
+            ``cb(net, epoch, logs)`` after each epoch.
+        bar : tqdm bar or None
+
+        Raises
+        ------
+        DivergenceError
+            When the cost or a parameter becomes NaN or inf.
+        """
         net, xp = self.net, self.xp
         history = History(monitor=monitor)
         before = net.history
@@ -199,14 +268,15 @@ class Loop:
         # start_*: the parameters, optimizer and RNGs at the epoch's start, i.e. after the
         # last completed epoch; start_params is never live, so it can serve as best_params
         wait = 0
-        start_params = start_opt = None
+        start_params: dict | None = None
+        start_opt: Any = None  # the optimizer's snapshot (_opt_snapshot)
         rngs = (self.rng, net._rng)
         in_epoch = False
         try:
             for epoch in range(epochs):
                 self.opt.set_epoch(self.opt.epochs)
                 t0 = time.perf_counter()
-                spare = start_params if start_params is not best_params else None
+                spare: dict | None = start_params if start_params is not best_params else None
                 start_params = _copy(net._params, xp, reuse=spare)
                 start_opt = _opt_snapshot(self.opt, xp, reuse=start_opt)
                 start_rngs = [r.bit_generator.state for r in rngs]

@@ -14,37 +14,86 @@ its output (``metric_for``): classifiers the accuracy, regression the mean squar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from deepnet.backend import Array, array_namespace
 
 
 def softmax_hits(AL: Array, Y: Array) -> Array:
-    """The number of columns whose largest ``A[L]`` is where ``Y``'s is."""
+    """The number of columns whose largest ``A[L]`` is where ``Y``'s is.
+
+    Parameters
+    ----------
+    AL : array (nL, m)
+        Softmax outputs.
+    Y : array (nL, m)
+        One-hot labels.
+
+    Returns
+    -------
+    array, 0-d
+        The count, in ``AL``'s dtype, on its device.
+    """
     xp = array_namespace(AL, Y)
     hit = xp.argmax(AL, axis=0) == xp.argmax(Y, axis=0)
     return xp.sum(xp.astype(hit, AL.dtype))
 
 
 def sigmoid_hits(AL: Array, Y: Array) -> Array:
-    """The number of entries where ``A[L] > 0.5`` agrees with ``Y > 0.5``."""
+    """The number of entries where ``A[L] > 0.5`` agrees with ``Y > 0.5``.
+
+    Parameters
+    ----------
+    AL : array (nL, m)
+        Sigmoid outputs.
+    Y : array (nL, m)
+        0/1 labels.
+
+    Returns
+    -------
+    array, 0-d
+        The count, in ``AL``'s dtype, on its device.
+    """
     xp = array_namespace(AL, Y)
     return xp.sum(xp.astype((AL > 0.5) == (Y > 0.5), AL.dtype))
 
 
 def squared_error(AL: Array, Y: Array) -> Array:
-    """``Σ (a - y)²`` over every entry."""
+    """``Σ (a - y)²`` over every entry.
+
+    Parameters
+    ----------
+    AL : array (nL, m)
+    Y : array (nL, m)
+
+    Returns
+    -------
+    array, 0-d
+        The sum, on ``AL``'s device.
+    """
     xp = array_namespace(AL, Y)
     D = AL - Y
     return xp.sum(D * D)
 
 
 class Metric(NamedTuple):
-    """A metric: its name in a history (``accuracy``, ``mse``), its sum, and whether it
-    counts per example (``True``) or per entry (``False``) when averaged."""
+    """A metric as a history records it.
+
+    Attributes
+    ----------
+    name : str
+        Its name in a ``History`` and in ``evaluate``: ``"accuracy"`` or ``"mse"``.
+    total : callable
+        ``total(AL, Y)``: the sum over a batch, a 0-d device array.
+    per_example : bool
+        Whether the mean divides by ``m`` (``True``) or by ``m · nL`` (``False``).
+    higher_is_better : bool
+        Whether larger values are better (early stopping's direction).
+    """
 
     name: str
-    total: object
+    total: Callable[[Array, Array], Array]
     per_example: bool
     higher_is_better: bool
 
@@ -57,12 +106,29 @@ METRICS = {
 
 
 def metric_for(output: str) -> Metric:
-    """The metric a network with this output activation reports."""
+    """The metric a network with this output activation reports.
+
+    Parameters
+    ----------
+    output : str
+        ``"sigmoid"`` or ``"softmax"`` (accuracy), ``"linear"`` (mse).
+    """
     return METRICS[output]
 
 
 def mean(metric: Metric, total: float, m: int, nL: int) -> float:
-    """The metric's mean from its sum over ``m`` examples of ``nL`` outputs."""
+    """The metric's mean from its sum over ``m`` examples of ``nL`` outputs.
+
+    Parameters
+    ----------
+    metric : Metric
+    total : float
+        The sum over the examples, on the host.
+    m : int
+        The number of examples summed.
+    nL : int
+        The number of output units.
+    """
     return total / (m if metric.per_example else m * nL)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from deepnet import activations, checks, dropout, initializers, layers, losses
 from deepnet.backend import (
@@ -42,30 +42,13 @@ def on_device(method: Callable) -> Callable:
 
 
 class Model:
-    """A fully connected network ``[n0, n1, ..., nL]``.
+    """The model layer of a :class:`~deepnet.network.DeepNet`: parameters, forward,
+    backward and cost of a fully connected network ``[n0, n1, ..., nL]``, in the notes'
+    notation, with no training or files (those build on it).
 
-    Parameters
-    ----------
-    layer_dims : sizes ``[n0, n1, ..., nL]``; ``L = len(layer_dims) - 1`` layers.
-    hidden : activation of the hidden layers, or a list of ``L - 1`` of them.
-    output : ``"sigmoid"`` (BCE), ``"softmax"`` (CE) or ``"linear"`` (MSE).
-    init : ``"he"``, ``"xavier"`` or ``"scaled"``.
-    l2 : λ ≥ 0; adds ``(λ/(2m)) Σ ||W[l]||²`` to the cost.
-    keep_prob : inverted-dropout keep probability of the hidden layers, in (0, 1].
-    dtype : ``"float32"`` or ``"float64"``; ``None`` reads ``DEEPNET_DTYPE``.
-    seed : seed of the host RNG that the weights and dropout masks come from.
-    backend, device : the array library and device; ``None`` takes the default
-        (``deepnet.use_backend`` / ``set_backend``, else ``DEEPNET_BACKEND``).
-    reuse_buffers : let training steps write into a per-network workspace where the
-        backend offers ``out=`` (NumPy, CuPy, torch); ``False`` forces the portable,
-        allocating path that array-api-strict always takes. Results are the same.
-
-    Examples
-    --------
-    >>> import deepnet as dn
-    >>> net = dn.DeepNet([2, 4, 1], seed=0, backend="numpy")
-    >>> [tuple(net.params[k].shape) for k in ("W1", "b1", "W2", "b2")]
-    [(4, 2), (4, 1), (1, 4), (1, 1)]
+    The constructor's arguments are ``DeepNet``'s: ``layer_dims``, ``hidden``,
+    ``output``, ``init``, ``l2``, ``keep_prob``, ``dtype``, ``seed``, ``backend``,
+    ``device``, ``reuse_buffers``.
     """
 
     def __init__(
@@ -86,7 +69,7 @@ class Model:
         dims = checks.layer_dims(layer_dims)
         L = len(dims) - 1
         if isinstance(hidden, str) or isinstance(hidden, activations.Activation):
-            hidden = [hidden] * (L - 1)
+            hidden = [hidden] * (L - 1)  # type: ignore[list-item]  # or an Activation
         elif isinstance(hidden, Sequence):
             hidden = list(hidden)
             if len(hidden) != L - 1:
@@ -111,7 +94,7 @@ class Model:
         self.backend = get_backend(backend, device)
         self.layer_dims = dims
         self.loss = losses.for_output(self.output)
-        self.history = None
+        self.history: Any = None  # the History of the last fit
         self.reuse_buffers = bool(reuse_buffers)
         self._rng = rng
         self._grads_flat = None  # the workspace gradients, allocated with the first one
@@ -129,7 +112,7 @@ class Model:
 
     @property
     def dtype(self) -> Any:
-        """The backend's dtype object of the parameters."""
+        """The backend's dtype object of the parameters (``dtype_name`` is its name)."""
         return self.backend.dtype(self.dtype_name)
 
     @property
@@ -143,7 +126,9 @@ class Model:
         return [*self.hidden, self.output]
 
     def config(self) -> dict[str, Any]:
-        """The constructor's arguments (what a checkpoint records)."""
+        """The constructor's arguments, backend aside: ``layer_dims``, ``hidden``,
+        ``output``, ``init``, ``l2``, ``keep_prob``, ``dtype``, ``seed`` (what a
+        checkpoint records)."""
         return {
             "layer_dims": list(self.layer_dims),
             "hidden": list(self.hidden),
@@ -175,17 +160,30 @@ class Model:
 
         Each assignment is checked first (shape, finite values; arrays of any library
         are converted to the network's dtype and moved explicitly, an array on another
-        device of the network's library is refused).
+        device of the network's library is refused). ``W[l]`` is ``(n[l], n[l-1])``,
+        ``b[l]`` is ``(n[l], 1)``.
         """
         return Parameters(self)
 
     def param_shapes(self) -> dict[str, tuple[int, int]]:
-        """The notes' shapes: ``W[l] (n[l], n[l-1])``, ``b[l] (n[l], 1)``."""
+        """The notes' shapes, ``{"W1": (n1, n0), "b1": (n1, 1), ...}``."""
         return parameter_shapes(self.layer_dims)
 
     @on_device
     def set_params(self, params: Mapping[str, Any]) -> None:
-        """Replace every parameter; arrays of any library, checked before any is changed."""
+        """Replace every parameter at once, checked before any is changed.
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            Exactly the keys ``W1, b1, ..., WL, bL`` with the notes' shapes, arrays of
+            any library (converted to the network's dtype, moved explicitly, copied).
+
+        Raises
+        ------
+        InputError, ShapeError
+            For missing or unexpected keys, wrong shapes, values that are not finite.
+        """
         if not isinstance(params, Mapping):
             raise InputError(f"params must be a dict of arrays; got {type(params).__name__}")
         expected = self.param_shapes()
@@ -249,9 +247,22 @@ class Model:
     # -- forward --------------------------------------------------------------------
     @on_device
     def forward(self, X: Any, *, training: bool = False) -> tuple[Array, Caches]:
-        """``A[L]`` and the caches, one per layer, for ``X`` of shape ``(n0, m)``.
+        """Forward propagation: ``A[L]`` and the caches, one per layer.
 
-        ``training=True`` applies inverted dropout to the hidden layers.
+        Parameters
+        ----------
+        X : array (n0, m)
+            Examples in columns, of any library; checked and moved to the network's
+            device first.
+        training : bool
+            Apply inverted dropout to the hidden layers (when ``keep_prob < 1``).
+
+        Returns
+        -------
+        AL : array (nL, m)
+            ``A[L]`` on the network's backend.
+        caches : list
+            One per layer: what :meth:`backward` and :meth:`cost` need.
         """
         X = self._check_X(X)
         return self._forward(X, training=training)
@@ -269,7 +280,8 @@ class Model:
         p = self._params
         masks = None
         if training and self.keep_prob < 1.0:
-            masks = self._dropout_mask(X, offset, self._dropout_key() if key is None else key)
+            key = cast(int, self._dropout_key() if key is None else key)  # an int: dropout is on
+            masks = self._dropout_mask(X, offset, key)
         A = X
         caches = []
         for l, g in enumerate(self.hidden, start=1):
@@ -306,9 +318,18 @@ class Model:
     # -- cost and backward --------------------------------------------------------------
     @on_device
     def cost(self, AL: Any, Y: Any, caches: Caches | None = None) -> float:
-        """The cost (with the L2 term) as a Python float.
+        """The cost ``J`` (with the L2 term) as a Python float.
 
-        From the output logits ``Z[L]`` (stable) when ``caches`` are given, else from ``AL``.
+        Parameters
+        ----------
+        AL : array (nL, m)
+            The output of :meth:`forward`.
+        Y : array (nL, m), or (m,) labels
+            One-hot or 0/1 labels ``(nL, m)``; for a softmax output also integer class
+            labels ``(m,)``; for one output unit also ``(m,)``; targets for ``linear``.
+        caches : list, optional
+            :meth:`forward`'s caches: the cost is then computed from the logits ``Z[L]``
+            (stable), else from ``AL``.
         """
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
@@ -345,7 +366,26 @@ class Model:
 
     @on_device
     def backward(self, AL: Any, Y: Any, caches: Caches) -> dict[str, Array]:
-        """``{"dW1": ..., "db1": ..., ...}`` by the notes' recursion from ``l = L`` down."""
+        """Backward propagation by the notes' recursion from ``l = L`` down to 1.
+
+        ``dZ[L] = (A[L] - Y) / m`` directly (for each output with its loss), then
+        ``dW[l] = dZ[l] A[l-1]ᵀ``, ``db[l] = Σ dZ[l]``, ``dA[l-1] = W[l]ᵀ dZ[l]``,
+        ``dZ[l-1] = dA[l-1] * g'(Z[l-1])``; with ``l2 = λ``, ``dW[l] += (λ/m) W[l]``.
+
+        Parameters
+        ----------
+        AL : array (nL, m)
+        Y : array (nL, m), or (m,) labels
+            As in :meth:`cost`.
+        caches : list
+            :meth:`forward`'s caches for the same ``X``.
+
+        Returns
+        -------
+        dict of str to array
+            ``{"dW1": (n1, n0), "db1": (n1, 1), ..., "dWL": ..., "dbL": ...}`` on the
+            network's backend.
+        """
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
         self._check_caches(caches, AL.shape[1], AL)
@@ -429,4 +469,4 @@ class Model:
                              params=self._params, AL=AL)
 
 
-__all__ = ["Caches", "Model", "Parameters", "Workspace", "parameter_shapes"]
+__all__ = ["Caches", "Model"]

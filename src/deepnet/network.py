@@ -25,7 +25,63 @@ from deepnet.optimizers import Optimizer
 
 
 class DeepNet(Model):
-    __doc__ = Model.__doc__
+    """A fully connected network ``[n0, n1, ..., nL]`` in the notes' notation.
+
+    ``X = A[0]`` is ``(n0, m)``, one example per column; ``W[l]`` is ``(n[l], n[l-1])``
+    and ``b[l]`` is ``(n[l], 1)`` (:attr:`params`, a live mapping). The network captures
+    its backend, device and dtype when it is made; every input is checked and moved onto
+    that device before any work starts. ``predict``, ``predict_proba`` and ``evaluate``
+    answer in the caller's array library; ``forward``, ``backward`` and ``params`` stay
+    on the network's.
+
+    Parameters
+    ----------
+    layer_dims : sequence of int
+        ``[n0, n1, ..., nL]``; ``L = len(layer_dims) - 1`` layers, the input not counted.
+    hidden : str or sequence of str
+        Activation of the hidden layers (``"relu"``, ``"leaky_relu"``, ``"tanh"``,
+        ``"sigmoid"``, ``"linear"``), or a list of ``L - 1`` of them.
+    output : str
+        ``"sigmoid"`` (binary cross-entropy), ``"softmax"`` (categorical cross-entropy) or
+        ``"linear"`` (mean squared error).
+    init : str
+        ``"he"``, ``"xavier"`` or ``"scaled"`` (the notes' ``1/sqrt(n[l-1])``).
+    l2 : float
+        λ ≥ 0; adds ``(λ/(2m)) Σ ||W[l]||²`` to the cost.
+    keep_prob : float
+        Inverted-dropout keep probability of the hidden layers, in (0, 1].
+    dtype : str, optional
+        ``"float32"`` or ``"float64"``; ``None`` reads ``DEEPNET_DTYPE`` (default float32).
+    seed : int, optional
+        Seed of the host RNG that the weights, the dropout masks and ``fit``'s shuffles
+        come from (``None``: fresh entropy).
+    backend : str or Backend, optional
+        The array library; ``None`` takes the default (``deepnet.use_backend`` /
+        ``set_backend``, else ``DEEPNET_BACKEND``, else numpy).
+    device : str, optional
+        The device, e.g. ``"cuda:1"`` (torch), ``"1"`` (CuPy); ``None`` takes
+        ``DEEPNET_DEVICE`` or the library's default.
+    reuse_buffers : bool
+        Let training steps write into a per-network workspace where the backend offers
+        ``out=`` (NumPy, CuPy, torch); ``False`` forces the portable, allocating path
+        that array-api-strict always takes. Results are the same.
+
+    Raises
+    ------
+    InputError, ShapeError, BackendError
+        For any bad argument; a backend or device that cannot be used here.
+
+    Examples
+    --------
+    >>> import numpy as np, deepnet as dn
+    >>> net = dn.DeepNet([2, 4, 1], seed=0, backend="numpy")
+    >>> [tuple(net.params[k].shape) for k in ("W1", "b1", "W2", "b2")]
+    [(4, 2), (4, 1), (1, 4), (1, 1)]
+    >>> X = np.zeros((2, 5))                       # (n0, m): five examples
+    >>> AL, caches = net.forward(X)
+    >>> AL.shape, net.predict(X).shape
+    ((1, 5), (1, 5))
+    """
 
     @on_device
     def fit(
@@ -50,49 +106,61 @@ class DeepNet(Model):
 
         The defaults learn: Adam with its own α = 1e-3, mini-batches of ``min(200, m)``
         examples, 200 epochs — scikit-learn's MLP defaults, which reach 0.98 test
-        accuracy on the bundled digits and 0.92-1.00 on the 2-D sets (measured by
+        accuracy on the bundled digits and 0.90-1.00 on the 2-D sets (measured by
         ``benchmarks/default_fit.py``). The notes' full-batch gradient descent is
         ``fit(X, Y, epochs=..., batch_size=None, optimizer="gd", learning_rate=α)``.
 
         Parameters
         ----------
-        X : examples in columns, ``(n0, m)``: an array of any supported library, in any
-            memory order (``X.T`` of row-major ``(m, n0)`` data is used without a copy),
-            or a NumPy memory map (``np.load(path, mmap_mode="r")``), which is streamed
-            batch by batch and never held in memory whole.
-        Y : labels in any layout :meth:`cost` accepts — ``(nL, m)``; for a softmax
-            output also integer class labels ``(m,)``; for one output unit also
-            ``(m,)`` — or a memory map of them.
-        epochs : passes over the training set.
-        batch_size : examples per mini-batch; ``"auto"`` is ``min(200, m)`` (scikit-
-            learn's rule); ``None`` (or ``≥ m``) is the whole set, one step per epoch —
-            the notes' iterations. Each epoch draws a fresh shuffle; a batch's examples
-            are taken in increasing order; the last, smaller batch is kept.
-        optimizer : ``"gd"``, ``"momentum"``, ``"rmsprop"``, ``"adam"``, or a
-            :class:`deepnet.optimizers.Optimizer` object, whose moments, step count and
-            schedule carry over from one ``fit`` to the next.
-        learning_rate : α0; ``None`` takes the optimizer's own default (gd and momentum
-            0.1, rmsprop and adam 0.001).
-        seed : seed of the host RNG of the shuffles and the validation split; ``None``
+        X : array (n0, m) or memory map
+            Examples in columns, of any supported library and memory order (``X.T`` of
+            row-major ``(m, n0)`` data is used without a copy), or a NumPy memory map
+            (``np.load(path, mmap_mode="r")``), streamed batch by batch and never held
+            in memory whole.
+        Y : array (nL, m) or (m,), or memory map
+            Labels in any layout :meth:`cost` accepts: ``(nL, m)``; for a softmax output
+            also integer class labels ``(m,)``; for one output unit also ``(m,)``.
+        epochs : int
+            Passes over the training set.
+        batch_size : int, "auto" or None
+            Examples per mini-batch; ``"auto"`` is ``min(200, m)`` (scikit-learn's rule);
+            ``None`` (or ``≥ m``) is the whole set, one step per epoch — the notes'
+            iterations. Each epoch draws a fresh shuffle; a batch's examples are taken in
+            increasing order; the last, smaller batch is kept.
+        optimizer : str or Optimizer
+            ``"gd"``, ``"momentum"``, ``"rmsprop"``, ``"adam"``, or a
+            :class:`deepnet.optimizers.Optimizer`, whose moments, step count and schedule
+            carry over from one ``fit`` to the next.
+        learning_rate : float, optional
+            α0; ``None`` takes the optimizer's own default (gd and momentum 0.1, rmsprop
+            and adam 0.001).
+        seed : int, optional
+            Seed of the host RNG of the shuffles and the validation split; ``None``
             continues the network's own RNG (seeded by ``DeepNet(seed=...)``).
-        validation : ``(X_val, Y_val)`` (arrays or memory maps), or a fraction in (0, 1)
-            of the training set held out at random, before training, to validate on.
-        early_stopping : ``EarlyStopping(patience, min_delta, monitor)`` or a patience.
-        callbacks : callables ``cb(net, epoch, logs)`` run at each epoch's end; ``logs``
-            holds the epoch's ``cost``, ``val_cost``, ``accuracy``, ``val_accuracy``,
-            ``mse``, ``val_mse``, ``time`` and ``learning_rate`` (``None`` where not
-            measured). Returning ``False`` or raising :class:`deepnet.StopTraining` ends
-            training.
-        progress : a tqdm bar over the epochs on stderr; ``None`` shows it when stderr
-            is a terminal, ``False`` silences it. Nothing else is printed.
-        train_metrics : record the training set's accuracy (classifiers) or mean
-            squared error (linear output) during each epoch, from the batches' own
-            forward passes (no extra pass over the data).
-        comm : a communicator from :func:`deepnet.distributed.init`: every process
-            passes the same data and arguments; each computes its share of every batch
-            and one all-reduce per step sums the gradients (data parallel).
-        prefetch : read a memory map's next batch in a background thread while the
-            current step runs.
+        validation : (X_val, Y_val) or float, optional
+            Arrays or memory maps to validate on after each epoch, or a fraction in
+            (0, 1) of the training set held out at random, before training.
+        early_stopping : EarlyStopping or int, optional
+            ``EarlyStopping(patience, min_delta, monitor)``, or a patience.
+        callbacks : sequence of callables
+            ``cb(net, epoch, logs)`` run at each epoch's end; ``logs`` holds the epoch's
+            ``cost``, ``val_cost``, ``accuracy``, ``val_accuracy``, ``mse``, ``val_mse``,
+            ``time`` and ``learning_rate`` (``None`` where not measured). Returning
+            ``False`` or raising :class:`deepnet.StopTraining` ends training.
+        progress : bool, optional
+            A tqdm bar over the epochs on stderr; ``None`` shows it when stderr is a
+            terminal, ``False`` silences it. Nothing else is printed.
+        train_metrics : bool
+            Record the training set's accuracy (classifiers) or mean squared error
+            (linear output) during each epoch, from the batches' own forward passes (no
+            extra pass over the data).
+        comm : communicator, optional
+            From ``deepnet.distributed.init()``: every process passes the same data and
+            arguments; each computes its share of every batch and one all-reduce per
+            step sums the gradients (data parallel).
+        prefetch : bool
+            Read a memory map's next batch in a background thread while the current step
+            runs.
 
         Returns
         -------
@@ -116,7 +184,7 @@ class DeepNet(Model):
         >>> X = np.random.default_rng(0).standard_normal((2, 400))
         >>> Y = (X[0] * X[1] > 0).astype(int)          # (m,) labels: XOR of the signs
         >>> net = dn.DeepNet([2, 16, 16, 1], seed=0)
-        >>> history = net.fit(X, Y, epochs=60, progress=False)
+        >>> history = net.fit(X, Y, progress=False)   # the defaults
         >>> history.accuracy[-1] > 0.9
         True
         """
@@ -128,9 +196,15 @@ class DeepNet(Model):
 
     @on_device
     def to(self, backend: str | Backend, device: str | None = None) -> DeepNet:
-        """This network (parameters, configuration, history) on another backend or device.
+        """A copy of this network (parameters, configuration, history) on another
+        backend or device; the parameters travel through the host, explicitly.
 
-        The parameters travel through the host (``to_numpy``): an explicit move.
+        Parameters
+        ----------
+        backend : str or Backend
+            ``"numpy"``, ``"torch"``, ``"cupy"``, ``"array_api_strict"`` or a Backend.
+        device : str, optional
+            The device there; ``None`` takes ``DEEPNET_DEVICE`` or the library's default.
         """
         target = get_backend(backend, device)
         twin = type(self)(
@@ -151,23 +225,44 @@ class DeepNet(Model):
 
     @on_device
     def predict_proba(self, X: Any, *, batch_size: int | None = None) -> Array:
-        """``A[L]`` for ``X (n0, m)``, no dropout, as an array of ``X``'s library.
+        """The output activations ``A[L]``, no dropout, as an array of ``X``'s library.
 
-        ``X`` is read ``batch_size`` examples at a time (default 4096), so no activation
-        larger than ``(n[l], batch_size)`` is ever made; a memory map is streamed.
-        A NumPy array (or a memory map, or a list) in gives a NumPy array out; a torch
-        tensor in, a torch tensor on its device out (moved through the host where the
-        network lives elsewhere).
+        Parameters
+        ----------
+        X : array (n0, m) or memory map
+            Read ``batch_size`` examples at a time, so no activation larger than
+            ``(n[l], batch_size)`` is ever made; a memory map is streamed.
+        batch_size : int, optional
+            Examples per forward pass (default 4096).
+
+        Returns
+        -------
+        array (nL, m)
+            A NumPy array for a NumPy array, a memory map or a list; a torch tensor on
+            its device for a torch tensor (moved through the host where the network
+            lives elsewhere); and so on.
         """
         return like(self._outputs(X, batch_size), X)
 
     @on_device
     def predict(self, X: Any, *, batch_size: int | None = None) -> Array:
-        """Predictions for ``X (n0, m)``, as an array of ``X``'s library.
+        """Predictions for ``X``, as an array of ``X``'s library and device.
 
         The layouts are those of the labels ``fit`` takes, so predictions and labels
-        compare directly: sigmoid → 0/1 labels ``(nL, m)`` (threshold 0.5); softmax →
-        class indices ``(m,)``; both int64. linear → ``A[L]``, ``(nL, m)``.
+        compare directly.
+
+        Parameters
+        ----------
+        X : array (n0, m) or memory map
+            As in :meth:`predict_proba`.
+        batch_size : int, optional
+            Examples per forward pass (default 4096).
+
+        Returns
+        -------
+        array
+            sigmoid: 0/1 labels ``(nL, m)`` (threshold 0.5); softmax: class indices
+            ``(m,)``; both int64. linear: ``A[L]``, ``(nL, m)``.
         """
         AL = self._outputs(X, batch_size)
         xp = self.xp
@@ -181,10 +276,20 @@ class DeepNet(Model):
     def evaluate(self, X: Any, Y: Any, *, batch_size: int | None = None) -> dict[str, float]:
         """The cost (L2 term included) and the metric of the output on ``(X, Y)``.
 
-        Returns ``{"cost": ..., "accuracy": ...}`` for sigmoid and softmax outputs and
-        ``{"cost": ..., "mse": ...}`` for a linear one — the numbers ``fit`` records as
-        ``val_cost`` and ``val_accuracy``/``val_mse`` — as Python floats. ``X`` and ``Y``
-        are read ``batch_size`` examples at a time (default 4096).
+        Parameters
+        ----------
+        X : array (n0, m) or memory map
+        Y : array (nL, m) or (m,), or memory map
+            Labels in any layout :meth:`cost` accepts.
+        batch_size : int, optional
+            Examples per forward pass (default 4096).
+
+        Returns
+        -------
+        dict of str to float
+            ``{"cost": ..., "accuracy": ...}`` for sigmoid and softmax outputs,
+            ``{"cost": ..., "mse": ...}`` for a linear one: the numbers ``fit`` records
+            as ``val_cost`` and ``val_accuracy`` / ``val_mse``.
         """
         chunk = _chunk(batch_size)
         X, Y, m = self._inputs(X, Y)
@@ -194,7 +299,7 @@ class DeepNet(Model):
                 loss, total = evaluate_sums(self, X, chunk)
             else:
                 loss = total = None
-                metric = metric_for(self.output).total
+                metric: Any = metric_for(self.output).total
                 for at in range(0, m, chunk):
                     cols = slice(at, min(at + chunk, m))
                     AL, caches = self._forward(X[:, cols])
@@ -240,7 +345,8 @@ class DeepNet(Model):
 
     def summary(self) -> str:
         """A table of the layers: units, activation, shapes of ``W[l]`` and ``b[l]``,
-        parameter counts; then the totals, backend, device and dtype."""
+        parameter counts; then the totals, loss, regularization, backend, device and
+        dtype (print it)."""
         rows = [("layer", "units", "activation", "W shape", "b shape", "parameters")]
         rows.append(("0 (input)", str(self.layer_dims[0]), "", "", "", ""))
         shapes = self.param_shapes()
@@ -260,9 +366,17 @@ class DeepNet(Model):
         return "\n".join(lines)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write an atomic ``.npz`` checkpoint of this network to ``path``.
+        """Write an atomic ``.npz`` checkpoint of this network to ``path`` (a str or
+        ``os.PathLike``; exactly that name, ``.npz`` by convention).
 
-        See :func:`deepnet.serialization.save` for the format and the guarantees.
+        See :func:`deepnet.serialization.save` for the format and the guarantees;
+        :func:`deepnet.load` reads it back on any backend.
+
+        Raises
+        ------
+        CheckpointError
+            When the directory does not exist or the file cannot be written; a previous
+            file at ``path`` is then left as it was.
         """
         serialization.save(self, path)
 
@@ -314,11 +428,26 @@ def load(
     *,
     dtype: str | None = None,
 ) -> DeepNet:
-    """The network saved at ``path``, rebuilt on ``backend`` (default: the default backend).
+    """The network saved at ``path`` (by ``net.save``), rebuilt on any backend.
 
-    ``dtype`` (``"float32"``/``"float64"``) converts the parameters; ``None`` keeps the
-    saved dtype. Everything in the file is checked before the network is built
+    Everything in the file is checked before the network is built
     (:func:`deepnet.serialization.read`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    backend : str or Backend, optional
+        Where to rebuild it; ``None`` takes the default backend.
+    device : str, optional
+        The device there.
+    dtype : str, optional
+        ``"float32"`` or ``"float64"`` converts the parameters; ``None`` keeps the saved
+        dtype.
+
+    Returns
+    -------
+    DeepNet
+        With the saved parameters and history.
 
     Raises
     ------

@@ -35,7 +35,23 @@ from deepnet.schedules import (
 
 
 class Optimizer:
-    """Base: holds ``learning_rate`` (α0), the schedule and the current α."""
+    """Base of the update rules: ``learning_rate`` (α0), its schedule, the current α and
+    the per-parameter state.
+
+    Pass an instance to ``fit`` (or to ``deepnet.step.train_step``) to set the
+    hyperparameters; its state — moments, step count ``t``, epochs run — carries over
+    from one ``fit`` to the next, so a second ``fit`` continues the first.
+
+    Parameters
+    ----------
+    learning_rate : float, optional
+        α0 > 0; ``None`` takes the rule's :attr:`default_learning_rate`.
+    schedule : str, Schedule or None
+        How α decays per epoch (``deepnet.schedules``); ``None`` keeps it constant.
+    fused : bool
+        Use the backend's fused update where it has one (``deepnet.fused``); ``False``
+        runs the portable update everywhere.
+    """
 
     name = "optimizer"
 
@@ -43,7 +59,7 @@ class Optimizer:
     default_learning_rate = 0.1
 
     def __init__(self, learning_rate: float | None = None,
-                 schedule: str | Schedule | None = None, *, fused: bool = True):
+                 schedule: str | Schedule | None = None, *, fused: bool = True) -> None:
         if learning_rate is None:
             learning_rate = self.default_learning_rate
         self.learning_rate = real_number(
@@ -58,7 +74,7 @@ class Optimizer:
         self.state: dict[str, dict[str, Array]] = {}
 
     def set_epoch(self, epoch: int) -> None:
-        """Set α for ``epoch`` (0-based, counted over every fit) from the schedule.
+        """Set α for ``epoch`` (an int, 0-based, counted over every fit) from the schedule.
 
         ``fit`` calls it with :attr:`epochs`, so an optimizer object passed to a second
         ``fit`` continues its schedule where the first left it.
@@ -73,7 +89,16 @@ class Optimizer:
 
         Where the backend has a fused form of this rule (``deepnet.backend.fused``: one pass on
         torch and CuPy, cache-sized blocks on NumPy) and :attr:`fused` is on, that runs;
-        else the portable update (:meth:`_apply`), which array-api-strict always runs.
+        else the portable update (``_apply``), which array-api-strict always runs.
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            ``{"W1": W1 (n1, n0), "b1": b1 (n1, 1), ...}``, updated in place (or one
+            flat array of them all, ``{"params": flat}``).
+        grads : mapping of str to array
+            ``{"dW1": ..., "db1": ...}`` shaped like the parameters (``{"dparams": ...}``
+            for a flat array).
         """
         self.t += 1
         for key, W in params.items():
@@ -130,7 +155,10 @@ class Optimizer:
         return None
 
     def step_prescaled(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> None:
-        """``W -= dW`` for gradients that already carry :meth:`prescale`'s factor."""
+        """``W -= dW`` for gradients that already carry :meth:`prescale`'s factor.
+
+        Parameters as in :meth:`step`.
+        """
         self.t += 1
         for key, W in params.items():
             W -= grads["d" + key]
@@ -162,6 +190,11 @@ class Optimizer:
         of the same length from another architecture is refused too. An optimizer object
         carries its state from one ``fit`` to the next; used on a network of another
         architecture, backend, device or dtype, that state cannot apply.
+
+        Raises
+        ------
+        InputError
+            Naming the mismatch, with the remedy (``reset()`` or a new optimizer).
         """
         hint = ("it was used on another network; call optimizer.reset() first, or pass a "
                 "new optimizer (or its name)")
@@ -214,6 +247,7 @@ class Optimizer:
         self.shapes = None
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's arguments besides the schedule, by name."""
         return {"learning_rate": self.learning_rate}
 
     def __repr__(self) -> str:
@@ -222,40 +256,67 @@ class Optimizer:
 
 
 class GD(Optimizer):
-    """Plain gradient descent: ``W -= α dW``."""
+    """Plain gradient descent: ``W -= α dW``; default α = 0.1.
+
+    Parameters as in :class:`Optimizer`.
+    """
 
     name = "gd"
 
-    def _apply(self, W: Array, dW: Array, tmp: Array | None = None) -> None:
+    def _apply(  # type: ignore[override]  # each rule takes its own moments
+        self, W: Array, dW: Array, tmp: Array | None = None
+    ) -> None:
         W -= into(tmp, "multiply", dW, self.alpha)
 
     def prescale(self) -> float:
+        """``α``: the update is ``W -= α dW``."""
         return self.alpha
 
 
 class Momentum(Optimizer):
-    """``v = β v + (1-β) dW; W -= α v``."""
+    """Gradient descent with momentum: ``v = β v + (1-β) dW; W -= α v``; default α = 0.1.
+
+    Parameters
+    ----------
+    learning_rate, schedule, fused
+        As in :class:`Optimizer`.
+    beta : float
+        β in [0, 1).
+    """
 
     name = "momentum"
 
     moments = ("v",)
 
-    def __init__(self, learning_rate: float | None = None, beta: float = 0.9, schedule=None,
-                 *, fused: bool = True):
+    def __init__(self, learning_rate: float | None = None, beta: float = 0.9,
+                 schedule: str | Schedule | None = None, *, fused: bool = True) -> None:
         super().__init__(learning_rate, schedule, fused=fused)
         self.beta = real_number(beta, "beta", low=0.0, high=1.0, high_open=True)
 
-    def _apply(self, W: Array, dW: Array, v: Array, tmp: Array | None = None) -> None:
+    def _apply(  # type: ignore[override]  # each rule takes its own moments
+        self, W: Array, dW: Array, v: Array, tmp: Array | None = None
+    ) -> None:
         v *= self.beta
         v += into(tmp, "multiply", dW, 1.0 - self.beta)
         W -= into(tmp, "multiply", v, self.alpha)
 
     def hyperparameters(self) -> dict[str, Any]:
+        """``learning_rate`` and ``beta``."""
         return {"learning_rate": self.learning_rate, "beta": self.beta}
 
 
 class RMSprop(Optimizer):
-    """``s = β2 s + (1-β2) dW²; W -= α dW / (sqrt(s) + ε)``."""
+    """RMSprop: ``s = β2 s + (1-β2) dW²; W -= α dW / (sqrt(s) + ε)``; default α = 0.001.
+
+    Parameters
+    ----------
+    learning_rate, schedule, fused
+        As in :class:`Optimizer`.
+    beta2 : float
+        β2 in [0, 1).
+    epsilon : float
+        ε > 0.
+    """
 
     name = "rmsprop"
     moments = ("s",)
@@ -263,13 +324,15 @@ class RMSprop(Optimizer):
 
     def __init__(
         self, learning_rate: float | None = None, beta2: float = 0.999, epsilon: float = 1e-8,
-        schedule=None, *, fused: bool = True,
-    ):
+        schedule: str | Schedule | None = None, *, fused: bool = True,
+    ) -> None:
         super().__init__(learning_rate, schedule, fused=fused)
         self.beta2 = real_number(beta2, "beta2", low=0.0, high=1.0, high_open=True)
         self.epsilon = real_number(epsilon, "epsilon", low=0.0, low_open=True)
 
-    def _apply(self, W: Array, dW: Array, s: Array, tmp: Array | None = None) -> None:
+    def _apply(  # type: ignore[override]  # each rule takes its own moments
+        self, W: Array, dW: Array, s: Array, tmp: Array | None = None
+    ) -> None:
         s *= self.beta2
         t = into(tmp, "multiply", dW, dW)
         t *= 1.0 - self.beta2
@@ -281,12 +344,31 @@ class RMSprop(Optimizer):
         W -= t
 
     def hyperparameters(self) -> dict[str, Any]:
+        """``learning_rate``, ``beta2`` and ``epsilon``."""
         return {"learning_rate": self.learning_rate, "beta2": self.beta2,
                 "epsilon": self.epsilon}
 
 
 class Adam(Optimizer):
-    """Adam with bias correction; ``ε`` added to ``sqrt(ŝ)``, as ``torch.optim.Adam`` does."""
+    """Adam with bias correction (formulas above); default α = 0.001, ``fit``'s default.
+
+    ``ε`` is added to ``sqrt(ŝ)``, as ``torch.optim.Adam`` does.
+
+    Parameters
+    ----------
+    learning_rate, schedule, fused
+        As in :class:`Optimizer`.
+    beta1, beta2 : float
+        β1 and β2 in [0, 1).
+    epsilon : float
+        ε > 0.
+
+    Examples
+    --------
+    >>> from deepnet.optimizers import Adam, InverseTime
+    >>> Adam(learning_rate=0.01, schedule=InverseTime(decay=0.5))
+    Adam(learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-08, schedule=InverseTime(decay=0.5))
+    """
 
     name = "adam"
     moments = ("v", "s")
@@ -294,15 +376,16 @@ class Adam(Optimizer):
 
     def __init__(
         self, learning_rate: float | None = None, beta1: float = 0.9, beta2: float = 0.999,
-        epsilon: float = 1e-8, schedule=None, *, fused: bool = True,
-    ):
+        epsilon: float = 1e-8, schedule: str | Schedule | None = None, *, fused: bool = True,
+    ) -> None:
         super().__init__(learning_rate, schedule, fused=fused)
         self.beta1 = real_number(beta1, "beta1", low=0.0, high=1.0, high_open=True)
         self.beta2 = real_number(beta2, "beta2", low=0.0, high=1.0, high_open=True)
         self.epsilon = real_number(epsilon, "epsilon", low=0.0, low_open=True)
 
-    def _apply(self, W: Array, dW: Array, v: Array, s: Array,
-               tmp: Array | None = None) -> None:
+    def _apply(  # type: ignore[override]  # each rule takes its own moments
+        self, W: Array, dW: Array, v: Array, s: Array, tmp: Array | None = None
+    ) -> None:
         v *= self.beta1
         v += into(tmp, "multiply", dW, 1.0 - self.beta1)
         s *= self.beta2
@@ -320,6 +403,7 @@ class Adam(Optimizer):
         W -= t
 
     def hyperparameters(self) -> dict[str, Any]:
+        """``learning_rate``, ``beta1``, ``beta2`` and ``epsilon``."""
         return {"learning_rate": self.learning_rate, "beta1": self.beta1,
                 "beta2": self.beta2, "epsilon": self.epsilon}
 
@@ -336,7 +420,21 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 
 
 def get(optimizer: str | Optimizer, learning_rate: float | None = None) -> Optimizer:
-    """An optimizer from its name (with ``learning_rate`` when given) or an instance."""
+    """An optimizer from its name, or an instance (what ``fit`` calls).
+
+    Parameters
+    ----------
+    optimizer : str or Optimizer
+        ``"gd"``, ``"momentum"``, ``"rmsprop"``, ``"adam"`` (any case), or an instance,
+        returned itself.
+    learning_rate : float, optional
+        α0; ``None`` keeps the instance's, or the rule's default for a name.
+
+    Raises
+    ------
+    InputError
+        For an unknown name or a learning rate that is not positive.
+    """
     if isinstance(optimizer, Optimizer):
         if learning_rate is not None:
             optimizer.learning_rate = real_number(

@@ -25,10 +25,30 @@ Part = tuple[Array, Array, int]  # (X (n0, b), Y (nL, b), offset of the first co
 
 
 def train_step(net: Model, X: Array, Y: Array, optimizer: Optimizer) -> Array:
-    """Forward (with dropout), cost from the logits, backward, in-place update.
+    """One training step: forward (with dropout), cost from the logits, backward, and
+    the optimizer's in-place update of ``net``'s parameters.
 
-    Returns the cost of the batch *before* the update, as a 0-d device array. Nothing in
-    it reads a value back to the host or copies one in (tests/test_device_traffic.py).
+    Inputs are trusted: they must already be on the network's device in its dtype
+    (``net.backend.asarray(X, net.dtype)``) with ``Y`` in the canonical ``(nL, m)``
+    layout; ``Model.forward`` and ``fit`` check theirs. On NumPy, CuPy and torch the
+    step writes into the network's workspace and allocates nothing; nothing in it reads
+    a value back to the host or copies one in (tests/test_device_traffic.py).
+
+    Parameters
+    ----------
+    net : Model
+    X : array (n0, m)
+        One (mini-)batch, examples in columns.
+    Y : array (nL, m)
+        Its labels.
+    optimizer : Optimizer
+        Its state (moments, step count) advances by one step.
+
+    Returns
+    -------
+    array, 0-d
+        The cost of the batch *before* the update, on the device (read it with
+        ``float(J)`` only when needed: on a GPU that waits for the device).
     """
     return step(net, [(X, Y, 0)], optimizer, X.shape[1])[0]
 
@@ -44,19 +64,40 @@ def step(
 ) -> tuple[Array, Array | None]:
     """One update from a batch of ``m`` examples given as ``parts``.
 
-    Returns the batch's cost before the update and, with ``metric``, the sum of
-    ``metric(A[L], Y)`` over the parts (both 0-d device arrays; with ``comm``, this
-    process's parts only for the metric, every process's for the cost).
-
     It runs with the network's device current (``Backend.activate``: CuPy runs kernels
     on the current device). One dropout key is drawn for the whole step, so that every
     part (and every process, from the same seed) gets its columns of the same masks.
+
+    Parameters
+    ----------
+    net : Model
+    parts : sequence of (X, Y, offset)
+        The batch's columns in parts: ``X (n0, b)``, ``Y (nL, b)`` on the device and the
+        position of the part's first column in the batch. Their gradients are summed
+        before the update.
+    optimizer : Optimizer
+    m : int
+        The whole batch's size (every part, every process).
+    metric : callable, optional
+        ``metric(A[L], Y)``, a 0-d sum (``deepnet.metrics``), taken from each part's
+        forward pass before the update.
+    comm : communicator, optional
+        Sums the gradients and costs over processes (data-parallel training).
+
+    Returns
+    -------
+    J : array, 0-d
+        The batch's cost before the update (every process's parts with ``comm``).
+    total : array, 0-d, or None
+        The sum of ``metric`` over this process's parts; ``None`` without ``metric``.
     """
     with net.backend.activate():
         return _step(net, parts, optimizer, m, metric, comm)
 
 
-def _step(net, parts, optimizer, m, metric, comm):
+def _step(net: Model, parts: Sequence[Part], optimizer: Optimizer, m: int,
+          metric: Callable[[Array, Array], Array] | None,
+          comm: Any) -> tuple[Array, Array | None]:
     c = optimizer.prescale()
     scale = 1.0 if c is None else c
     J = total = None

@@ -141,7 +141,22 @@ def fit(
     comm: Any = None,
     prefetch: bool = True,
 ) -> History:
-    """Train ``net`` on ``X (n0, m)`` and ``Y``; see :meth:`deepnet.DeepNet.fit`."""
+    """Train ``net`` on ``X (n0, m)`` and ``Y``: what :meth:`deepnet.DeepNet.fit` runs.
+
+    Parameters
+    ----------
+    net : Model
+        The network, trained in place.
+    X, Y, epochs, batch_size, optimizer, learning_rate, seed, validation
+        As in :meth:`deepnet.DeepNet.fit`, which documents them.
+    early_stopping, callbacks, progress, train_metrics, comm, prefetch
+        As in :meth:`deepnet.DeepNet.fit`.
+
+    Returns
+    -------
+    History
+        Also kept as ``net.history``.
+    """
     if not isinstance(net, Model):
         raise InputError(f"fit needs a deepnet.DeepNet; got {type(net).__name__}")
     epochs = checks.positive_int(epochs, "epochs")

@@ -38,8 +38,22 @@ Kernel = Callable[..., None]  # kernel(optimizer, W, dW, *moments, tmp)
 
 
 def kernel(rule: str, W: Array) -> Kernel | None:
-    """The fused form of update ``rule`` (``"adam"``, ...) for arrays like ``W``, or
-    ``None`` where the portable update is what runs."""
+    """The fused form of an update rule for arrays like ``W``, or ``None``.
+
+    Parameters
+    ----------
+    rule : str
+        The optimizer's name: ``"gd"``, ``"momentum"``, ``"rmsprop"`` or ``"adam"``.
+    W : array
+        A parameter array (or the flat array of them all) the update will write into.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(optimizer, W, dW, *moments, tmp)``, which updates ``W`` and the moments
+        in place as ``Optimizer._apply`` would; ``None`` where the portable update is what
+        runs (array-api-strict, NumPy arrays of one block or less, GD on torch and CuPy).
+    """
     module = type(W).__module__.split(".")[0]
     if module == "numpy":
         return _numpy_blocks if W.ndim == 1 and W.shape[0] > NUMPY_BLOCK else None
@@ -135,14 +149,15 @@ def _cupy_kernels() -> dict[str, Kernel]:
             "W -= step_size * v / (sqrt(s) / root_c2 + eps)",
             "deepnet_adam")
 
-        def run_momentum(opt, W, dW, v, tmp):
+        def run_momentum(opt: Any, W: Array, dW: Array, v: Array, tmp: Array | None) -> None:
             momentum(dW, W.dtype.type(opt.beta), W.dtype.type(opt.alpha), W, v)
 
-        def run_rmsprop(opt, W, dW, s, tmp):
+        def run_rmsprop(opt: Any, W: Array, dW: Array, s: Array, tmp: Array | None) -> None:
             t = W.dtype.type
             rmsprop(dW, t(opt.beta2), t(opt.epsilon), t(opt.alpha), W, s)
 
-        def run_adam(opt, W, dW, v, s, tmp):
+        def run_adam(opt: Any, W: Array, dW: Array, v: Array, s: Array,
+                     tmp: Array | None) -> None:
             t = W.dtype.type
             step_size = opt.alpha / (1.0 - opt.beta1**opt.t)
             root_c2 = math.sqrt(1.0 - opt.beta2**opt.t)
