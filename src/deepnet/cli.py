@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 import deepnet
-from deepnet import datasets
+from deepnet import datasets, distributed
 from deepnet.backend import BACKEND_NAMES, DTYPE_NAMES, available_backends, to_numpy
 from deepnet.errors import CheckpointError, DeepNetError, InputError
 from deepnet.network import DeepNet
@@ -139,11 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    try:
-        return args.func(args)
-    except DeepNetError as exc:
-        print(f"deepnet {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    # under mpiexec/srun/torchrun: one run across the ranks, printed by rank 0 alone
+    with distributed.command_session(args.command) as comm:
+        try:
+            return args.func(args)
+        except DeepNetError as exc:
+            comm.fail(exc)  # the other ranks stop with it instead of waiting for this one
+            print(f"deepnet {args.command}: error: {exc}", file=sys.stderr)
+            return 2
 
 
 # -- deepnet bench --------------------------------------------------------------------------
@@ -218,6 +221,7 @@ def _train(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or Path("runs") / f"{args.dataset}.npz"
     plot = None if args.no_plot else (args.plot or checkpoint.with_suffix(".png"))
 
+    comm = distributed.init()  # the run's ranks (one, without a launcher)
     X_train, Y_train, X_test, Y_test, n_classes = _load_data(args.dataset, args.seed)
     net = _network(args, X_train.shape[0], n_classes)
     batch = "full batch" if args.batch_size is None else f"batches of {args.batch_size}"
@@ -243,6 +247,8 @@ def _train(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         done = net.history.epochs if net.history is not None else 0
+        if not comm.is_root:
+            return 130
         if done:
             net.save(checkpoint)
             print(f"interrupted after {done} completed epochs; saved them to {checkpoint}",
@@ -250,6 +256,8 @@ def _train(args: argparse.Namespace) -> int:
         else:
             print("interrupted before the first epoch ended; nothing saved", file=sys.stderr)
         return 130
+    if not comm.is_root:
+        return 0  # one network across the ranks: rank 0 evaluates, saves and plots it
     seconds = time.perf_counter() - start
 
     train_acc = accuracy(net, X_train, Y_train)
