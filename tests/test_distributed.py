@@ -8,6 +8,7 @@ test_distributed_torch.py (torch.distributed with gloo).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import subprocess
@@ -135,6 +136,16 @@ def test_single_communicator_refuses_bad_arguments():
     comm.fail(ValueError("nothing to tell"))  # no other rank: nothing happens
     with pytest.raises(ValueError), comm.guard():
         raise ValueError("re-raised")
+
+
+@pytest.mark.parametrize("n, size", [(10, 3), (2, 3), (0, 2), (7, 1), (1024, 1024), (5, 4)])
+def test_shards_cover_the_items_in_rank_order_as_evenly_as_possible(n, size):
+    parts = [base.shard_bounds(n, r, size) for r in range(size)]
+    assert [i for p in parts for i in range(n)[p]] == list(range(n))
+    lengths = [p.stop - p.start for p in parts]
+    assert max(lengths) - min(lengths) <= 1 and lengths == sorted(lengths, reverse=True)
+    with pytest.raises(InputError, match="an int >= 0"):
+        base.shard_bounds(-1, 0, size)
 
 
 # -- errors on the wire ------------------------------------------------------------------------
@@ -348,7 +359,7 @@ def test_agree_raises_the_same_mismatch_on_every_rank():
 
         def _start_allgatherv(self, mine, out, counts):  # the digests of all items
             digests = {k: protocol.fingerprint(v) for k, v in self.other.items()}
-            total = protocol.hashlib.sha256(b"".join(digests.values())).digest()
+            total = hashlib.sha256(b"".join(digests.values())).digest()
             out[:32], out[32:] = mine, np.frombuffer(total, np.uint8)
             return "request"
 

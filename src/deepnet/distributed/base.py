@@ -21,7 +21,9 @@ so a short collective pays no sleep); after that the loop sleeps between polls, 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import pickle
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -98,6 +100,16 @@ class Communicator:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} rank {self.rank} of {self.size}>"
 
+    def shard(self, n: int) -> slice:
+        """This rank's part of ``n`` items split in rank order, as evenly as possible:
+        the first ``n % size`` ranks hold one item more (a part can be empty).
+
+        >>> import deepnet as dn
+        >>> dn.distributed.SingleCommunicator().shard(10)
+        slice(0, 10, None)
+        """
+        return shard_bounds(n, self.rank, self.size)
+
     # -- collectives ----------------------------------------------------------------------
     def allreduce_sum(self, x: Array) -> Array:
         """Sum ``x`` over the ranks, in place, in one collective; returns ``x``.
@@ -134,7 +146,7 @@ class Communicator:
         buf = (np.frombuffer(data, dtype=np.uint8).copy() if self.rank == root
                else np.empty(int(n[0]), dtype=np.uint8))
         self._wait(self._start_broadcast(buf, root), "broadcast_object")
-        return obj if self.rank == root else protocol.pickle.loads(buf.tobytes())
+        return obj if self.rank == root else pickle.loads(buf.tobytes())
 
     def allgather_object(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order, on every rank."""
@@ -144,7 +156,7 @@ class Communicator:
         mine = np.frombuffer(data, dtype=np.uint8)
         self._wait(self._start_allgatherv(mine, out, lengths), "allgather_object")
         ends = np.cumsum(lengths)
-        return [protocol.pickle.loads(out[e - n : e].tobytes()) for e, n in zip(ends, lengths)]
+        return [pickle.loads(out[e - n : e].tobytes()) for e, n in zip(ends, lengths)]
 
     def barrier(self) -> None:
         """Wait until every rank has called ``barrier``."""
@@ -168,7 +180,7 @@ class Communicator:
                 f"got {protocol.describe_value(bad[0] if bad else what)}"
             )
         digests = {k: protocol.fingerprint(v) for k, v in items.items()}
-        total = protocol.hashlib.sha256(b"".join(digests.values())).digest()
+        total = hashlib.sha256(b"".join(digests.values())).digest()
         mine = np.frombuffer(total, dtype=np.uint8).copy()
         every = self._allgather_fixed(mine, f"agree({next(iter(items))!r})")
         if (every.reshape(self.size, -1) == mine).all():
@@ -217,7 +229,7 @@ class Communicator:
         if self._stopped is not None:
             raise DistributedError(
                 f"{what}: this communicator stopped after an error "
-                f"({type(self._stopped).__name__}: {protocol._message_of(self._stopped)}); "
+                f"({type(self._stopped).__name__}: {protocol.message_of(self._stopped)}); "
                 "start a new run"
             )
         self._current, self._collectives = self._collectives, self._collectives + 1
@@ -316,6 +328,16 @@ class Communicator:
         raise NotImplementedError
 
 
+def shard_bounds(n: int, rank: int, size: int) -> slice:
+    """Items ``[start, stop)`` of rank ``rank`` of ``size`` when ``n`` are split in rank order;
+    the first ``n % size`` ranks hold ``n // size + 1``, the others ``n // size``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise InputError(f"the number of items to shard must be an int >= 0; got {n!r}")
+    base, extra = divmod(int(n), size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
 class SingleCommunicator(Communicator):
     """One process: every collective returns at once and changes nothing."""
 
@@ -350,7 +372,7 @@ class SingleCommunicator(Communicator):
 
 
 def _check_array(x: Any, what: str) -> None:
-    if not protocol._is_array(x):
+    if not protocol.is_array(x):
         raise InputError(f"{what} must be an array of a deepnet backend; got {type(x).__name__}")
 
 
@@ -361,5 +383,6 @@ __all__ = [
     "SPIN",
     "Communicator",
     "SingleCommunicator",
+    "shard_bounds",
     "timeout_from_env",
 ]

@@ -34,7 +34,7 @@ _RECONSTRUCTED["KeyboardInterrupt"] = KeyboardInterrupt
 def encode_error(exc: BaseException, rank: int) -> bytes:
     """``exc`` raised on ``rank`` as a record the other ranks can raise again."""
     kind = type(exc).__name__
-    message = _message_of(exc)
+    message = message_of(exc)
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE] + f" ... [{len(message) - MAX_MESSAGE} characters cut]"
     origin = getattr(exc, "origin_rank", None)
@@ -51,7 +51,8 @@ def encode_error(exc: BaseException, rank: int) -> bytes:
     return payload
 
 
-def _message_of(exc: BaseException) -> str:
+def message_of(exc: BaseException) -> str:
+    """``str(exc)``, or its type's name when empty; an exit says so."""
     try:
         text = str(exc)
     except Exception:  # a broken __str__
@@ -113,7 +114,7 @@ def fingerprint(value: Any) -> bytes:
     """A 32-byte digest of ``value``: of the bytes, shape and dtype of an array (any
     backend; through the host), else of ``repr(value)``."""
     h = hashlib.sha256()
-    if _is_array(value):
+    if is_array(value):
         host = np.ascontiguousarray(to_numpy(value))
         h.update(repr(("array", host.shape, host.dtype.str)).encode())
         h.update(host.tobytes())
@@ -122,14 +123,15 @@ def fingerprint(value: Any) -> bytes:
     return h.digest()
 
 
-def _is_array(value: Any) -> bool:
+def is_array(value: Any) -> bool:
+    """Whether ``value`` is an array (of any library), not a scalar or a dtype."""
     return (hasattr(value, "shape") and hasattr(value, "dtype")
             and not isinstance(value, (np.generic, type)))
 
 
 def describe_value(value: Any, limit: int = 120) -> str:
     """A short, printable description of ``value`` for a mismatch message."""
-    if _is_array(value):
+    if is_array(value):
         shape = tuple(int(n) for n in value.shape)
         digest = fingerprint(value).hex()[:12]
         return f"an array of shape {shape} and dtype {value.dtype}, digest {digest}"
@@ -219,7 +221,7 @@ def host_buffer(x: Array, what: str) -> tuple[np.ndarray, Callable[[], None] | N
         buf = x.numpy()
         _check_numeric(buf.dtype, what)
         return buf, None
-    if not _is_array(x):
+    if not is_array(x):
         raise InputError(f"{what} must be an array of a deepnet backend; got {type(x).__name__}")
     buf = np.ascontiguousarray(to_numpy(x))
     _check_numeric(buf.dtype, what)
@@ -302,8 +304,10 @@ __all__ = [
     "fingerprint",
     "host_buffer",
     "host_identity",
+    "is_array",
     "library_of",
     "lost_local_peers",
+    "message_of",
     "mismatch_error",
     "process_gone",
     "rank_ranges",

@@ -1,0 +1,210 @@
+"""Where data parallelism pays: a model of step time for K = 1 .. 1024 ranks, from the
+measurements of benchmarks/mpi_allreduce.py.
+
+    python benchmarks/mpi_model.py benchmarks/results/mpi      # writes model.md there
+
+Per step, K ranks each compute the gradient of ``B/K`` examples, then sum the gradients
+(``4P`` bytes of float32, ``P = 4n² + 5n + 1``) with a ring all-reduce::
+
+    T_K(B) = T_1(B/K) + 2(K-1)/K · 4P / β + 2(K-1) · α
+
+``T_1(b)`` is the single-rank step measured with one BLAS thread (one core per rank),
+interpolated and extrapolated per width with ``t = t0 + c·b`` (a least-squares fit in
+relative error over the measured batch sizes). ``α`` and ``β`` of shared memory are
+measured here (ping-pong); the other interconnects' are stated assumptions. Data
+parallelism *pays* at ``(n, B)`` when some ``K > 1`` has ``T_K(B) < T_1(B)``; the tables
+give the best ``K`` and its speedup. Everything the model leaves out makes it
+optimistic: the ranks' compute is assumed equal and perfectly parallel (no stragglers,
+no shared memory bandwidth), the all-reduce is not overlapped with the backward pass
+(which would make it pessimistic by up to the backward's time), and the ring's ``α`` term
+assumes the all-reduce algorithm MPI would choose for large messages.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+#: (name, latency α in s, bandwidth β in bytes/s, where the numbers come from)
+ASSUMED = [
+    ("25 Gb/s Ethernet (TCP)", 25e-6, 25e9 / 8, "assumed: line rate, typical TCP latency"),
+    ("100 Gb/s InfiniBand EDR", 1.5e-6, 100e9 / 8, "assumed: line rate, verbs latency"),
+    ("400 Gb/s InfiniBand NDR", 1.0e-6, 400e9 / 8, "assumed: line rate, verbs latency"),
+    ("NVLink 4 (NCCL)", 10e-6, 300e9, "assumed: ~2/3 of 450 GB/s per direction; "
+     "NCCL's launch latency"),
+]
+KS = [2**k for k in range(11)]  # 1 .. 1024
+GLOBAL_BATCHES = [64, 256, 1024, 4096, 16384, 65536]
+
+
+def median_iqr(values: list[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    med = float(np.median(v))
+    q1, q3 = np.percentile(v, [25, 75])
+    return med, float(q3 - q1) / med if med > 0 else 0.0
+
+
+def fit_link(ping: dict[str, list[float]]) -> tuple[float, float]:
+    """``(α, β)``: the 8-byte half round trip, and the slope over messages ≥ 1 MiB."""
+    sizes = sorted(int(s) for s in ping)
+    alpha = median_iqr(ping[str(sizes[0])])[0]
+    big = [s for s in sizes if s >= 2**20] or sizes[-2:]
+    t = [median_iqr(ping[str(s)])[0] for s in big]
+    slope = np.polyfit(big, t, 1)[0] if len(big) > 1 else t[0] / big[0]
+    return alpha, 1.0 / slope
+
+
+def ring(K: int, nbytes: float, alpha: float, beta: float) -> float:
+    """The issue's ring all-reduce cost; 0 for one rank."""
+    return 0.0 if K == 1 else 2 * (K - 1) / K * nbytes / beta + 2 * (K - 1) * alpha
+
+
+class StepModel:
+    """``T_1(n, b)`` from the measured 1-thread steps: measured medians where measured,
+    else the per-width fit ``t0 + c·b``."""
+
+    def __init__(self, steps: dict[str, list[float]], threads: int = 1) -> None:
+        self.measured: dict[tuple[int, int], float] = {}
+        for key, values in steps.items():
+            n, b, th = (int(x) for x in key.split(","))
+            if th == threads and values:
+                self.measured[(n, b)] = median_iqr(values)[0]
+        self.fits = {}
+        for n in sorted({n for n, _ in self.measured}):
+            bs = sorted(b for m, b in self.measured if m == n)
+            ts = [self.measured[(n, b)] for b in bs]
+            if len(bs) == 1:
+                self.fits[n] = (0.0, ts[0] / bs[0])
+            else:
+                c, t0 = np.polyfit(bs, ts, 1, w=1.0 / np.asarray(ts))
+                self.fits[n] = (max(float(t0), 0.0), float(c))
+
+    def __call__(self, n: int, b: float) -> float:
+        if (n, b) in self.measured:
+            return self.measured[(n, b)]
+        t0, c = self.fits[n]
+        return t0 + c * b
+
+
+def fmt_time(t: float) -> str:
+    if t >= 1:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.3g} ms"
+    return f"{t * 1e6:.3g} µs"
+
+
+def best_k(model: StepModel, n: int, B: int, alpha: float, beta: float) -> tuple[int, float]:
+    """The K (≤ B) with the shortest step, and its speedup over one rank."""
+    nbytes = 4.0 * (4 * n * n + 5 * n + 1)
+    t1 = model(n, B)
+    times = {K: model(n, B / K) + ring(K, nbytes, alpha, beta) for K in KS if K <= B}
+    K = min(times, key=times.get)
+    return K, t1 / times[K]
+
+
+def report(data: dict) -> str:
+    alpha, beta = fit_link(data["ping"])
+    model = StepModel(data["step"], threads=1)
+    widths = sorted(int(n) for n in data["allreduce"])
+    out = [f"Measured by `{data['command']}` on {data['machine'].get('host')} "
+           f"({data['machine'].get('cpus')} CPUs; {data['machine'].get('mpi', 'MPI ?')}); "
+           f"{data['rounds']} interleaved rounds; load average "
+           f"{data['machine'].get('loadavg_start')} at the start, "
+           f"{data['machine'].get('loadavg_end')} at the end.", ""]
+    out += ["**Shared memory, 2 ranks (measured):** latency α = "
+            f"{fmt_time(alpha)} (8-byte half round trip), bandwidth β = {beta / 1e9:.2f} GB/s "
+            "(slope over messages ≥ 1 MiB).", "",
+            "| message | half round trip (median) | IQR/median | GB/s |",
+            "| ---: | ---: | ---: | ---: |"]
+    for size in sorted(int(s) for s in data["ping"]):
+        t, iqr = median_iqr(data["ping"][str(size)])
+        out.append(f"| {size:,} B | {fmt_time(t)} | {iqr:.0%} | {size / t / 1e9:.3g} |")
+    out += ["", "**All-reduce of one step's float32 gradient, K = 2, shared memory (measured)** "
+            "against the ring model with the α, β above, and the step it is added to "
+            "(1 BLAS thread, batch 256 per rank):", "",
+            "| n | parameters | MPI Allreduce | deepnet allreduce_sum | deepnet ÷ MPI | model | "
+            "measured ÷ model | step (b = 256) | all-reduce ÷ step |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for n in widths:
+        e = data["allreduce"][str(n)]
+        t_mpi, iqr_mpi = median_iqr(e["mpi"])
+        t_dn, iqr_dn = median_iqr(e["deepnet"])
+        ratio = float(np.median(np.asarray(e["deepnet"]) / np.asarray(e["mpi"])))
+        pred = ring(2, 4.0 * e["params"], alpha, beta)
+        step = model(n, 256)
+        out.append(f"| {n} | {e['params']:,} | {fmt_time(t_mpi)} ± {iqr_mpi:.0%} | "
+                   f"{fmt_time(t_dn)} ± {iqr_dn:.0%} | {ratio:.2f} | {fmt_time(pred)} | "
+                   f"{t_mpi / pred:.2f} | {fmt_time(step)} | {t_dn / step:.2f} |")
+    out += ["", "**One rank's step** (`train_step`, NumPy float32, Adam; median over rounds; "
+            "1 and 2 BLAS threads; `fit` = the model's `t0 + c·b` at that point):", "",
+            "| n | b | 1 thread | 2 threads | fit (1 thread) |",
+            "| ---: | ---: | ---: | ---: | ---: |"]
+    two = StepModel(data["step"], threads=2)
+    for (n, b), t in sorted(model.measured.items()):
+        t2 = two.measured.get((n, b))
+        t0, c = model.fits[n]
+        out.append(f"| {n} | {b} | {fmt_time(t)} | {fmt_time(t2) if t2 else '—'} | "
+                   f"{fmt_time(t0 + c * b)} |")
+    out += ["", "**This machine, K = 2 (mpiexec -n 2, 1 thread each) against one process "
+            "with 2 threads**, predicted from the measured parts: `T_1(B/2) + all-reduce` ÷ "
+            "`T_2threads(B)` (below 1: the two ranks are faster):", "",
+            "| n | " + " | ".join(f"B = {b}" for b in sorted({b for _, b in two.measured}))
+            + " |", "| ---: |" + " ---: |" * len({b for _, b in two.measured})]
+    for n in widths:
+        cells = []
+        for b in sorted({b for _, b in two.measured}):
+            t2 = two.measured.get((n, b))
+            if t2 is None or (n, b) not in model.measured:
+                cells.append("—")
+                continue
+            t_dn = median_iqr(data["allreduce"][str(n)]["deepnet"])[0]
+            cells.append(f"{(model(n, b / 2) + t_dn) / t2:.2f}")
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    links = [("shared memory (measured here)", alpha, beta, "measured: ping-pong above")]
+    links += ASSUMED
+    out += ["", "**Interconnects** (α, β of the ring model):", "",
+            "| interconnect | α | β | source |", "| --- | ---: | ---: | --- |"]
+    out += [f"| {name} | {fmt_time(a)} | {b / 1e9:.3g} GB/s | {src} |"
+            for name, a, b, src in links]
+    out += ["", "**All-reduce time per step** (model), by width and number of ranks K:", ""]
+    for name, a, b, _ in links:
+        out += [f"*{name}*", "", "| n | " + " | ".join(f"K = {K}" for K in KS[1:]) + " |",
+                "| ---: |" + " ---: |" * (len(KS) - 1)]
+        for n in widths:
+            nbytes = 4.0 * (4 * n * n + 5 * n + 1)
+            out.append(f"| {n} | " + " | ".join(fmt_time(ring(K, nbytes, a, b)) for K in KS[1:])
+                       + " |")
+        out.append("")
+    out += ["**Where it pays** (model; CPU ranks of one core each, the step times above): "
+            "the best K ≤ min(1024, B) for each width n and global batch B, as "
+            "`K: speedup over one rank`; `1` where no K > 1 is faster. NVLink is left out: "
+            "it joins GPUs, whose step times were not measured here.", ""]
+    for name, a, b, _ in [link for link in links if not link[0].startswith("NVLink")]:
+        out += [f"*{name}*", "", "| n | " + " | ".join(f"B = {B}" for B in GLOBAL_BATCHES) + " |",
+                "| ---: |" + " ---: |" * len(GLOBAL_BATCHES)]
+        for n in widths:
+            cells = []
+            for B in GLOBAL_BATCHES:
+                K, speedup = best_k(model, n, B, a, b)
+                cells.append("1" if K == 1 else f"{K}: {speedup:.3g}×")
+            out.append(f"| {n} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    folder = Path(argv[0] if argv else "bench-results/mpi")
+    data = json.loads((folder / "allreduce.json").read_text())
+    text = report(data)
+    (folder / "model.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
