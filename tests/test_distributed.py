@@ -325,6 +325,19 @@ def test_a_rank_that_left_stops_only_the_collectives_it_never_started():
     assert len(comm.posted) == 1  # told the others
 
 
+def test_errors_every_rank_raises_leave_the_communicator_usable():
+    comm = Scripted(ready_after=0)
+    diverged = dn.distributed.raised_everywhere(DivergenceError("the all-reduced cost is nan"))
+    with pytest.raises(DivergenceError), comm.guard():
+        raise diverged
+    assert comm.posted == []
+    comm.allreduce_host([1.0])  # still usable: nothing was left pending
+    single = dn.distributed.SingleCommunicator()
+    with pytest.raises(ShapeError), single.guard():
+        raise ShapeError("one process: nothing to stop")
+    single.broadcast_object("still usable")
+
+
 def test_a_local_peer_that_is_gone_is_named(monkeypatch):
     monkeypatch.setattr(base, "CHECK_EVERY", 0.01)
     child = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -18,7 +18,7 @@ naming the rank it came from, instead of waiting forever; see
 :mod:`deepnet.distributed.base` for what else ends a wait.
 """
 
-from deepnet.distributed.base import Communicator, SingleCommunicator
+from deepnet.distributed.base import Communicator, SingleCommunicator, raised_everywhere
 from deepnet.distributed.launch import Launch, active, command_session, detect, init
 
 __all__ = [
@@ -29,4 +29,5 @@ __all__ = [
     "command_session",
     "detect",
     "init",
+    "raised_everywhere",
 ]

@@ -186,9 +186,9 @@ class Communicator:
         if (every.reshape(self.size, -1) == mine).all():
             return
         described = {k: (digests[k].hex(), protocol.describe_value(v)) for k, v in items.items()}
-        err = protocol.mismatch_error(self.allgather_object(described), self.size)
-        err.origin_rank = None  # type: ignore[attr-defined]  # every rank raises it: not posted
-        raise err
+        raise raised_everywhere(
+            protocol.mismatch_error(self.allgather_object(described), self.size)
+        )
 
     # -- errors ------------------------------------------------------------------------------
     def fail(self, exc: BaseException) -> None:
@@ -196,12 +196,16 @@ class Communicator:
 
         Call it from an ``except`` block (or use :meth:`guard`). Posting happens once per
         communicator; an error that came from another rank is not sent back. Afterwards
-        this communicator refuses new collectives.
+        this communicator refuses new collectives, except where nothing can be pending:
+        with one rank, and for an error marked by :func:`raised_everywhere` (which every
+        rank raises at the same point: nothing to tell, the communicator stays usable).
         """
         origin = getattr(exc, "origin_rank", self.rank)
+        if self.size == 1 or origin is None:
+            return
         if self._stopped is None:
             self._stopped = exc
-        if self.size == 1 or self._told or origin != self.rank:
+        if self._told or origin != self.rank:
             return
         self._told = True
         with contextlib.suppress(Exception):
@@ -247,8 +251,8 @@ class Communicator:
                     time.sleep(delay)
                     delay = min(2 * delay or 1e-5, MAX_SLEEP)
         except BaseException as exc:
-            if self._stopped is None:
-                self._stopped = exc
+            if self._stopped is None and self.size > 1:
+                self._stopped = exc  # a collective is left pending: no more of them
             raise
 
     def _check_left(self, what: str) -> None:
@@ -328,6 +332,16 @@ class Communicator:
         raise NotImplementedError
 
 
+def raised_everywhere(exc: BaseException) -> BaseException:
+    """Mark ``exc`` as raised by every rank at the same point of the run, decided from
+    values every rank holds (an all-reduced cost that is NaN, an ``agree`` that failed):
+    :meth:`Communicator.fail` then neither sends it nor stops the communicator, so a
+    caller may catch it and go on (a smaller learning rate, other inputs). Returns ``exc``.
+    """
+    exc.origin_rank = None  # type: ignore[attr-defined]
+    return exc
+
+
 def shard_bounds(n: int, rank: int, size: int) -> slice:
     """Items ``[start, stop)`` of rank ``rank`` of ``size`` when ``n`` are split in rank order;
     the first ``n % size`` ranks hold ``n // size + 1``, the others ``n // size``."""
@@ -383,6 +397,7 @@ __all__ = [
     "SPIN",
     "Communicator",
     "SingleCommunicator",
+    "raised_everywhere",
     "shard_bounds",
     "timeout_from_env",
 ]

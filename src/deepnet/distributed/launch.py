@@ -130,7 +130,7 @@ def init(
                 )
             return _active
         _active = _make(kind, backend, timeout_from_env(timeout))
-        if _active.size > 1:
+        if _active.name != "single":
             _install_hooks(_active)
         return _active
 
@@ -174,8 +174,9 @@ def _install_hooks(comm: Communicator) -> None:
     _previous_hook = sys.excepthook
 
     def hook(kind: type, exc: BaseException, tb: Any) -> None:
-        with contextlib.suppress(Exception):
-            comm.fail(exc)
+        if comm.size > 1:
+            with contextlib.suppress(Exception):
+                comm.fail(exc)
         (_previous_hook or sys.__excepthook__)(kind, exc, tb)
 
     sys.excepthook = hook

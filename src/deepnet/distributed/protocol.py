@@ -94,7 +94,7 @@ def decode_error(payload: bytes, size: int) -> BaseException:
         exc: BaseException = DistributedError(
             f"another rank stopped and sent an unreadable error record ({payload[:80]!r})"
         )
-        exc.origin_rank = None  # type: ignore[attr-defined]
+        exc.origin_rank = -1  # type: ignore[attr-defined]  # another rank's: not sent back
         return exc
     where = f"on rank {rank} of {size}"
     cls = _RECONSTRUCTED.get(kind)
