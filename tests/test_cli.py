@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import deepnet as dn
-from deepnet import cli, training
+from deepnet import cli, loop
 
 TINY = ["--epochs", "2", "--layers", "64,16,10", "--batch-size", "64", "--no-progress"]
 
@@ -107,16 +107,16 @@ def test_plot_is_skipped_without_matplotlib(tmp_path, capsys, monkeypatch):
 
 def test_ctrl_c_saves_the_completed_epochs(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    real = training.train_step
+    real = loop.step
     calls = []
 
-    def interrupted(net, X, Y, optimizer):
+    def interrupted(net, parts, optimizer, m, **kwargs):
         calls.append(1)
         if len(calls) == 2 * 24 + 5:  # in the third epoch (24 batches of 32 per epoch)
             raise KeyboardInterrupt
-        return real(net, X, Y, optimizer)
+        return real(net, parts, optimizer, m, **kwargs)
 
-    monkeypatch.setattr(training, "train_step", interrupted)
+    monkeypatch.setattr(loop, "step", interrupted)
     code = cli.main(["train", "--dataset", "circles", "--epochs", "10", "--no-progress",
                      "--validation", "0", "--no-plot"])
     assert code == 130

@@ -28,7 +28,7 @@ from conftest import ALL_BACKENDS, assert_on_backend
 
 import deepnet as dn
 from deepnet import backend as B
-from deepnet import cli, optimizers, serialization, training
+from deepnet import cli, optimizers, serialization
 from deepnet.backend import device_label
 
 try:
@@ -771,7 +771,7 @@ def test_save_refuses_a_missing_directory_and_a_directory(backend, tmp_path):
         net.save(tmp_path / "no" / "such" / "dir.npz")
     with refused(net, dn.CheckpointError, "is a directory"):
         net.save(tmp_path)
-    with refused(None, dn.CheckpointError, "save needs a deepnet.DeepNet", "dict"):
+    with refused(None, dn.CheckpointError, "save needs a deepnet.DeepNet", "Parameters"):
         dn.save(net.params, tmp_path / "p.npz")
 
 
@@ -1001,7 +1001,8 @@ def test_float32_on_unscaled_inputs_diverges_with_a_reason(backend):
     snapshots = [_host(net)]
     record = lambda n, epoch, logs: snapshots.append(_host(n))  # noqa: E731
     with pytest.raises(dn.DivergenceError) as info:
-        net.fit(X, Y, 100, learning_rate=0.01, callbacks=[record], progress=False)
+        net.fit(X, Y, 100, batch_size=None, optimizer="gd", learning_rate=0.01,
+                callbacks=[record], progress=False)
     message = str(info.value)
     done = net.history.epochs
     assert f"diverged in epoch {done + 1} of 100" in message
@@ -1110,16 +1111,18 @@ def test_keyboard_interrupt_mid_epoch(backend, monkeypatch, where):
     net = _net(backend, "softmax", dtype="float64")
     calls = []
     if where == "train_step":
-        real = training.train_step
+        from deepnet import loop
 
-        def step(n, Xb, Yb, optimizer):
-            J = real(n, Xb, Yb, optimizer)
+        real = loop.step
+
+        def step(n, parts, optimizer, m, **kw):
+            result = real(n, parts, optimizer, m, **kw)
             calls.append(1)
             if len(calls) == 13:
                 raise KeyboardInterrupt
-            return J
+            return result
 
-        monkeypatch.setattr(training, "train_step", step)
+        monkeypatch.setattr(loop, "step", step)
     else:
         real = opt.step
 

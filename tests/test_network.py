@@ -117,8 +117,85 @@ def test_every_array_has_the_notes_shape(backend, dtype_name, rng, output):
 def test_params_keys_and_liveness(backend):
     net = _net(backend)
     assert list(net.params) == ["W1", "b1", "W2", "b2", "W3", "b3"]
-    net.params.pop("W1")  # a fresh dict each time: the network keeps its own
-    assert "W1" in net.params
+    params = net.params
+    with pytest.raises(dn.InputError, match="cannot be deleted"):
+        params.pop("W1")
+    with pytest.raises(dn.InputError, match=r"no parameter 'W9'; its parameters are W1"):
+        params["W9"] = np.zeros((2, 2))
+    W1 = params["W1"]
+    with pytest.raises(dn.ShapeError, match=r"W1 must have shape \(4, 5\); got \(5, 4\)"):
+        params["W1"] = dn.to_numpy(W1).T
+    with pytest.raises(dn.InputError, match="W1 must be finite"):
+        params["W1"] = np.full(W1.shape, np.nan)
+    assert params["W1"] is W1 and np.all(np.isfinite(dn.to_numpy(W1)))
+    params["b2"] = np.full((6, 1), 0.25)  # any library's array, written in place
+    assert_on_backend(net.params["b2"], backend, (6, 1), "float64")
+    np.testing.assert_array_equal(dn.to_numpy(net.params["b2"]), 0.25)
+
+
+def test_the_notes_update_loop_trains_the_network_through_params(backend, rng):
+    """The course's ``update_parameters`` verbatim, against ``fit``'s full-batch GD."""
+    X = rng.standard_normal((DIMS[0], 12))
+    Y = (rng.random((DIMS[-1], 12)) < 0.5).astype(np.float64)
+    net, ref = _net(backend), _net(backend)
+    parameters, learning_rate, L = net.params, 0.3, net.L
+    for _ in range(4):
+        AL, caches = net.forward(X)
+        grads = net.backward(AL, Y, caches)
+        for l in range(L):
+            parameters["W" + str(l + 1)] = (parameters["W" + str(l + 1)]
+                                            - learning_rate * grads["dW" + str(l + 1)])
+            parameters["b" + str(l + 1)] = (parameters["b" + str(l + 1)]
+                                            - learning_rate * grads["db" + str(l + 1)])
+    ref.fit(X, Y, epochs=4, batch_size=None, optimizer="gd", learning_rate=learning_rate,
+            progress=False)
+    for key, value in ref.params.items():
+        np.testing.assert_allclose(dn.to_numpy(net.params[key]), dn.to_numpy(value),
+                                   rtol=1e-12, atol=1e-14)
+    assert net._flat is None or all(  # still views of the one flat array
+        np.shares_memory(dn.to_numpy(net._flat), dn.to_numpy(v)) for v in net.params.values()
+    ) or backend.name != "numpy"
+
+
+def test_predictions_follow_the_caller_s_library(backend, rng):
+    net = _net(backend, "softmax", dims=[5, 4, 3], hidden="tanh")
+    X = rng.standard_normal((5, 30))
+    for method in ("predict", "predict_proba"):
+        got = getattr(net, method)(X)
+        assert type(got) is np.ndarray, method  # NumPy in, NumPy out
+        same = getattr(net, method)(backend.asarray(X, net.dtype))
+        assert backend.owns(same)
+        np.testing.assert_array_equal(dn.to_numpy(same), got)
+        assert type(getattr(net, method)(X.tolist())) is np.ndarray
+    torch = pytest.importorskip("torch")
+    t = torch.asarray(X)
+    assert isinstance(net.predict(t), torch.Tensor) and net.predict(t).dtype == torch.int64
+    np.testing.assert_array_equal(net.predict(t).numpy(), net.predict(X))
+
+
+def test_predict_and_evaluate_in_batches_equal_one_pass(backend, rng):
+    net = _net(backend, "softmax", dims=[5, 4, 3], hidden="tanh")
+    X = rng.standard_normal((5, 37))
+    y = rng.integers(0, 3, 37)
+    whole = net.predict_proba(X)
+    np.testing.assert_allclose(net.predict_proba(X, batch_size=5), whole, rtol=1e-12)
+    full = net.evaluate(X, y)
+    parts = net.evaluate(X, y, batch_size=8)
+    assert set(full) == {"cost", "accuracy"}
+    AL, _ = net.forward(X)
+    assert full["cost"] == pytest.approx(net.cost(AL, y), rel=1e-12)
+    assert parts["cost"] == pytest.approx(full["cost"], rel=1e-12)
+    assert full["accuracy"] == parts["accuracy"] == np.mean(net.predict(X) == y)
+    with pytest.raises(dn.InputError, match="batch_size must be a positive integer"):
+        net.predict(X, batch_size=0)
+
+
+def test_summary_and_device(backend):
+    net = _net(backend, "softmax", dims=[5, 4, 3], hidden="tanh")
+    text = net.summary()
+    assert "(4, 5)" in text and "tanh" in text and "softmax" in text
+    assert f"{4 * 6 + 3 * 5:,} parameters" in text and backend.name in text
+    assert net.device is backend.device
 
 
 # -- values -------------------------------------------------------------------------------
@@ -183,7 +260,7 @@ def test_float32_network_computes_in_float32(backend, rng):
 
 def test_predict_sigmoid_gives_0_1_labels(backend, rng):
     net = _net(backend, "sigmoid", dims=[5, 4, 2], hidden="tanh")
-    X = rng.standard_normal((5, 30)) * 3
+    X = backend.asarray(rng.standard_normal((5, 30)) * 3, net.dtype)
     AL = dn.to_numpy(net.predict_proba(X))
     pred = net.predict(X)
     assert backend.owns(pred) and tuple(pred.shape) == (2, 30)
@@ -195,7 +272,7 @@ def test_predict_sigmoid_gives_0_1_labels(backend, rng):
 
 def test_predict_softmax_gives_class_indices(backend, rng):
     net = _net(backend, "softmax", dims=[5, 4, 3], hidden="tanh")
-    X = rng.standard_normal((5, 30)) * 3
+    X = backend.asarray(rng.standard_normal((5, 30)) * 3, net.dtype)
     AL = dn.to_numpy(net.predict_proba(X))
     pred = net.predict(X)
     assert backend.owns(pred) and tuple(pred.shape) == (30,)
@@ -206,7 +283,7 @@ def test_predict_softmax_gives_class_indices(backend, rng):
 
 def test_predict_linear_gives_AL(backend, rng):
     net = _net(backend, "linear", dims=[5, 4, 2], hidden="tanh")
-    X = rng.standard_normal((5, 6))
+    X = backend.asarray(rng.standard_normal((5, 6)), net.dtype)
     pred = assert_on_backend(net.predict(X), backend, (2, 6), "float64")
     np.testing.assert_array_equal(pred, dn.to_numpy(net.forward(X)[0]))
     np.testing.assert_array_equal(dn.to_numpy(net.predict_proba(X)), pred)

@@ -162,3 +162,84 @@ def test_set_epoch_applies_the_schedule_to_the_update():
         total -= 1.0 / (1 + epoch)
     assert W["W1"][0, 0] == pytest.approx(total)
     assert math.isclose(optimizer.learning_rate, 1.0)
+
+
+# -- fused updates, flushing tiny moments, state tied to a network ------------------------
+
+
+@pytest.mark.parametrize(("name", "cls", "hp"), CASES, ids=[c[0] for c in CASES])
+def test_the_fused_update_equals_the_portable_one(backend, dtype_name, name, cls, hp):
+    """On the flat parameter array (longer than NumPy's block, so the blocks are used)."""
+    from deepnet import fused
+
+    n = fused.NUMPY_BLOCK * 2 + 123
+    rng = np.random.default_rng(1)
+    W0 = rng.standard_normal(n)
+    dtype = backend.dtype(dtype_name)
+    results = []
+    for use_fused in (True, False):
+        optimizer = cls(learning_rate=0.01, fused=use_fused, **hp)
+        W = backend.asarray(W0, dtype)
+        for t in range(5):
+            g = backend.asarray(np.sin(np.arange(n) * (t + 1.0)), dtype)
+            optimizer.step({"params": W}, {"dparams": g})
+        results.append(assert_on_backend(W, backend, (n,), dtype_name))
+    kernel = fused.kernel(name, W)
+    if kernel is None and backend.name not in ("array_api_strict",):
+        assert name == "gd" or backend.name == "numpy"
+    eps = np.finfo(dtype_name).eps
+    np.testing.assert_allclose(results[0], results[1], rtol=8 * eps, atol=8 * eps)
+
+
+@pytest.mark.parametrize("cls", [opt.Momentum, opt.RMSprop, opt.Adam])
+def test_moments_never_decay_into_subnormal_numbers(backend, cls):
+    """A weight whose gradient is always 0 (an input pixel that is always 0): its
+    moments decay by β per step; they are flushed to 0 before they become subnormal."""
+    optimizer = cls(learning_rate=0.01)
+    dtype = backend.dtype("float32")
+    g0 = np.ones(8)
+    g0[:4] = 0.0
+    W = backend.asarray(np.ones(8), dtype)
+    tiny = np.finfo(np.float32).smallest_normal
+    optimizer.step({"params": W}, {"dparams": backend.asarray(np.ones(8), dtype)})
+    for _ in range(3000):
+        optimizer.step({"params": W}, {"dparams": backend.asarray(g0, dtype)})
+        for name in optimizer.moments:
+            v = np.abs(dn.to_numpy(optimizer.state["params"][name]))
+            assert not np.any((v > 0) & (v < tiny)), (name, optimizer.t)
+    for name in optimizer.moments:  # the live weights keep their moments
+        assert np.all(dn.to_numpy(optimizer.state["params"][name])[4:] > 0)
+
+
+def test_state_is_tied_to_the_architecture_not_just_the_parameter_count(backend):
+    """[3, 5, 1] and [5, 3, 2] both have 26 parameters: one flat array of 26 numbers."""
+    rng = np.random.default_rng(0)
+    adam = opt.Adam()
+    a = dn.DeepNet([3, 5, 1], backend=backend)
+    a.fit(rng.random((3, 10)), rng.integers(0, 2, 10), epochs=1, optimizer=adam,
+          progress=False)
+    b = dn.DeepNet([5, 3, 2], backend=backend)
+    with pytest.raises(dn.InputError, match=r"shapes W1 \(5, 3\).*are W1 \(3, 5\)"):
+        b.fit(rng.random((5, 10)), (rng.random((2, 10)) > 0.5) * 1.0, epochs=1,
+              optimizer=adam, progress=False)
+    adam.reset()
+    b.fit(rng.random((5, 10)), (rng.random((2, 10)) > 0.5) * 1.0, epochs=1, optimizer=adam,
+          progress=False)
+
+
+def test_a_reused_optimizer_continues_its_schedule(backend):
+    rng = np.random.default_rng(0)
+    X, y = rng.random((3, 12)), rng.integers(0, 2, 12)
+    momentum = opt.Momentum(learning_rate=0.4, schedule=opt.Step(drop=0.5, every=2))
+    net = dn.DeepNet([3, 4, 1], backend=backend)
+    first = net.fit(X, y, epochs=3, optimizer=momentum, progress=False)
+    second = net.fit(X, y, epochs=3, optimizer=momentum, progress=False)
+    assert first.learning_rate == [0.4, 0.4, 0.2]
+    assert second.learning_rate == [0.2, 0.1, 0.1]
+    assert momentum.epochs == 6
+
+
+def test_each_optimizer_has_its_own_default_learning_rate():
+    assert [opt.OPTIMIZERS[n]().learning_rate for n in ("gd", "momentum", "rmsprop", "adam")] \
+        == [0.1, 0.1, 0.001, 0.001]
+    assert opt.get("gd").learning_rate == 0.1 and opt.get("adam", 0.5).learning_rate == 0.5

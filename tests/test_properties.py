@@ -299,6 +299,7 @@ def test_gradient_check_passes(backend, problem):
 def test_predict_follows_the_output_rule(backend, problem):
     net = problem.net(backend)
     X, _, _ = problem.data()
+    X = backend.asarray(X, net.dtype)  # predictions follow the input: the backend's
     A = dn.to_numpy(net.predict_proba(X))
     got = net.predict(X)
     nL, m = problem.dims[-1], problem.m

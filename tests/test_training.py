@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_on_backend
 
 import deepnet as dn
-from deepnet import optimizers, training
+from deepnet import loop, optimizers
 
 
 def _blobs(m: int, n0: int = 4, classes: int = 3, seed: int = 0):
@@ -77,15 +77,17 @@ def test_full_batch_gd_is_the_notes_loop(backend):
 
 
 def _record_batches(monkeypatch):
-    """Wrap ``train_step`` to record the batches it is given (on the host)."""
+    """Wrap the loop's ``step`` to record the batches it is given (on the host)."""
     seen = []
-    real = training.train_step
+    real = loop.step
 
-    def spy(net, X, Y, optimizer):
-        seen.append((dn.to_numpy(X).copy(), dn.to_numpy(Y).copy()))
-        return real(net, X, Y, optimizer)
+    def spy(net, parts, optimizer, m, **kwargs):
+        X = np.concatenate([dn.to_numpy(p[0]) for p in parts], axis=1)
+        Y = np.concatenate([dn.to_numpy(p[1]) for p in parts], axis=1)
+        seen.append((X, Y))
+        return real(net, parts, optimizer, m, **kwargs)
 
-    monkeypatch.setattr(training, "train_step", spy)
+    monkeypatch.setattr(loop, "step", spy)
     return seen
 
 
@@ -105,14 +107,17 @@ def test_minibatches_shuffle_each_epoch_and_keep_the_last_partial_batch(monkeypa
         np.testing.assert_array_equal(np.argmax(Ye, axis=0), y[order])
         orders.append(order)
     assert orders[0] != orders[1] != orders[2]
-    assert orders[0] == list(np.random.default_rng(9).permutation(50))
+    # the host RNG's permutation, cut into batches, each batch's examples in order
+    first = np.random.default_rng(9).permutation(50)
+    assert orders[0] == [int(j) for start in range(0, 50, 16)
+                         for j in np.sort(first[start:start + 16])]
 
 
 def test_full_batch_is_one_step_per_epoch(monkeypatch):
     X, Y = _binary(30)
     seen = _record_batches(monkeypatch)
     net = dn.DeepNet([5, 3, 1], dtype="float64", backend="numpy")
-    net.fit(X, Y, epochs=4, progress=False)
+    net.fit(X, Y, epochs=4, batch_size=None, progress=False)
     net.fit(X, Y, epochs=2, batch_size=30, progress=False)  # batch ≥ m: the same
     assert len(seen) == 6
     for Xb, _ in seen:
@@ -121,13 +126,13 @@ def test_full_batch_is_one_step_per_epoch(monkeypatch):
 
 def test_cost_is_read_back_once_per_epoch(monkeypatch):
     calls = []
-    real = training.to_numpy
+    real = loop.to_numpy
 
     def counting(x):
         calls.append(tuple(x.shape))
         return real(x)
 
-    monkeypatch.setattr(training, "to_numpy", counting)
+    monkeypatch.setattr(loop, "to_numpy", counting)
     X, y = _blobs(64)
     net = dn.DeepNet([4, 6, 3], output="softmax", backend="numpy")
     net.fit(X, y, epochs=5, batch_size=8, validation=(X[:, :10], y[:10]), progress=False)
@@ -137,15 +142,15 @@ def test_cost_is_read_back_once_per_epoch(monkeypatch):
 def test_epoch_cost_is_the_size_weighted_mean_of_batch_costs(monkeypatch):
     X, y = _blobs(20, seed=5)
     costs, sizes = [], []
-    real = training.train_step
+    real = loop.step
 
-    def spy(net, Xb, Yb, optimizer):
-        J = real(net, Xb, Yb, optimizer)
+    def spy(net, parts, optimizer, m, **kwargs):
+        J, value = real(net, parts, optimizer, m, **kwargs)
         costs.append(float(J))
-        sizes.append(Xb.shape[1])
-        return J
+        sizes.append(m)
+        return J, value
 
-    monkeypatch.setattr(training, "train_step", spy)
+    monkeypatch.setattr(loop, "step", spy)
     net = dn.DeepNet([4, 3], output="softmax", dtype="float64", backend="numpy")
     history = net.fit(X, y, epochs=1, batch_size=8, progress=False)
     assert sizes == [8, 8, 4]
@@ -192,8 +197,19 @@ def test_same_parameters_on_every_backend(backend, dtype_name, optimizer):
 # -- history and validation ---------------------------------------------------------------
 
 
-def test_history_fields_and_validation_pair():
+def test_history_fields_and_validation_pair(monkeypatch):
     X, y = _blobs(80, seed=2)
+    hits = []  # the oracle of the running accuracy: each batch before its update
+    real = loop.step
+
+    def spy(net, parts, optimizer, m, **kwargs):
+        for Xb, Yb, _ in parts:
+            AL, _ = net._forward(Xb)
+            hits.append(int(np.sum(np.argmax(dn.to_numpy(AL), 0) ==
+                                   np.argmax(dn.to_numpy(Yb), 0))))
+        return real(net, parts, optimizer, m, **kwargs)
+
+    monkeypatch.setattr(loop, "step", spy)
     Xv, yv = _blobs(30, seed=3)
     net = dn.DeepNet([4, 6, 3], output="softmax", dtype="float64", backend="numpy")
     schedule = optimizers.Step(drop=0.5, every=2)
@@ -209,22 +225,29 @@ def test_history_fields_and_validation_pair():
     assert history.val_cost[-1] == pytest.approx(net.cost(AL, yv), rel=1e-12)
     assert history.val_accuracy[-1] == pytest.approx(
         np.mean(dn.to_numpy(net.predict(Xv)) == yv), abs=1e-12)
-    assert history.accuracy[-1] == pytest.approx(
-        np.mean(dn.to_numpy(net.predict(X)) == y), abs=1e-12)
+    assert history.accuracy[-1] == pytest.approx(sum(hits[-3:]) / 80, abs=1e-12)
+    assert history.mse == history.val_mse == []
     assert history.monitor == "val_cost"
     assert history.best_epoch == int(np.argmin(history.val_cost))
     assert not history.stopped_early
     assert dn.History.from_dict(history.to_dict()) == history
 
 
-def test_linear_output_has_no_accuracy():
+def test_linear_output_reports_the_mean_squared_error():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((3, 40))
-    Y = X[:1] - 2 * X[1:2]
-    net = dn.DeepNet([3, 4, 1], output="linear", backend="numpy")
-    history = net.fit(X, Y, epochs=3, learning_rate=0.05, validation=0.25, progress=False)
-    assert len(history.cost) == len(history.val_cost) == 3
+    Y = np.concatenate([X[:1] - 2 * X[1:2], X[2:] ** 2])
+    net = dn.DeepNet([3, 4, 2], output="linear", backend="numpy", dtype="float64")
+    history = net.fit(X, Y, epochs=3, learning_rate=0.05, validation=(X[:, :9], Y[:, :9]),
+                      progress=False)
+    assert len(history.cost) == len(history.val_cost) == len(history.mse) == 3
     assert history.accuracy == [] and history.val_accuracy == []
+    AL = dn.to_numpy(net.predict_proba(X[:, :9]))
+    assert history.val_mse[-1] == pytest.approx(np.mean((AL - Y[:, :9]) ** 2), rel=1e-12)
+    # full batch with plain GD: the epoch's mse is the step's, before its update
+    AL0 = dn.to_numpy(net.predict_proba(X))
+    again = net.fit(X, Y, epochs=1, batch_size=None, optimizer="gd", progress=False)
+    assert again.mse[0] == pytest.approx(np.mean((AL0 - Y) ** 2), rel=1e-12)
 
 
 def test_validation_fraction_is_held_out(monkeypatch):
@@ -303,9 +326,18 @@ def test_early_stopping_arguments_are_checked():
         dn.EarlyStopping(monitor="loss")
     rng = np.random.default_rng(0)
     net = dn.DeepNet([2, 1], output="linear", backend="numpy")
-    with pytest.raises(dn.InputError, match="accuracy applies only"):
+    with pytest.raises(dn.InputError, match="this network reports 'mse'"):
         net.fit(rng.standard_normal((2, 8)), rng.standard_normal((1, 8)), epochs=2,
                 early_stopping=dn.EarlyStopping(monitor="accuracy"), progress=False)
+    with pytest.raises(dn.InputError, match="train_metrics=False"):
+        net.fit(rng.standard_normal((2, 8)), rng.standard_normal((1, 8)), epochs=2,
+                early_stopping=dn.EarlyStopping(monitor="mse"), train_metrics=False,
+                progress=False)
+    classifier = dn.DeepNet([2, 1], backend="numpy")
+    with pytest.raises(dn.InputError, match="this network reports 'accuracy'"):
+        classifier.fit(rng.standard_normal((2, 8)), np.ones((1, 8)), epochs=2,
+                       validation=0.5, early_stopping=dn.EarlyStopping(monitor="val_mse"),
+                       progress=False)
 
 
 # -- early stopping ------------------------------------------------------------------------
@@ -402,12 +434,14 @@ def test_absurd_learning_rate_raises_divergence_with_finite_parameters(backend):
     Y = rng.standard_normal((1, 50))
     net = dn.DeepNet([3, 4, 1], output="linear", dtype="float64", seed=0, backend=backend)
     with pytest.raises(dn.DivergenceError, match=r"diverged in epoch \d+ of 500") as info:
-        net.fit(X, Y, epochs=500, learning_rate=10.0, progress=False)
+        net.fit(X, Y, epochs=500, batch_size=None, optimizer="gd", learning_rate=10.0,
+                progress=False)
     assert "smaller learning rate" in str(info.value)
     done = net.history.epochs
     assert 0 < done < 500 and all(np.isfinite(net.history.cost))
     again = dn.DeepNet([3, 4, 1], output="linear", dtype="float64", seed=0, backend=backend)
-    again.fit(X, Y, epochs=done, learning_rate=10.0, progress=False)
+    again.fit(X, Y, epochs=done, batch_size=None, optimizer="gd", learning_rate=10.0,
+              progress=False)
     for k, v in net.params.items():
         got = assert_on_backend(v, backend, dtype_name="float64")
         assert np.all(np.isfinite(got))
@@ -422,8 +456,9 @@ def test_divergence_in_the_first_epoch_puts_back_the_initial_parameters():
                      backend="numpy")
     before = _host_params(net)
     with pytest.raises(dn.DivergenceError, match=r"epoch 1 of 3.*initial parameters"):
-        net.fit(X, Y, epochs=3, batch_size=2, learning_rate=1e6, progress=False)
-    assert net.history.epochs == 0
+        net.fit(X, Y, epochs=3, batch_size=2, optimizer="gd", learning_rate=1e6,
+                progress=False)
+    assert net.history is None  # no epoch completed: the history it had before
     for k, v in before.items():
         np.testing.assert_array_equal(dn.to_numpy(net.params[k]), v)
 
@@ -454,17 +489,17 @@ def test_keyboard_interrupt_mid_epoch_puts_back_the_last_completed_epoch(monkeyp
               "progress": False}
     ref = dn.DeepNet([4, 5, 3], output="softmax", dtype="float64", backend="numpy")
     ref.fit(X, y, epochs=2, **kwargs)
-    real = training.train_step
+    real = loop.step
     steps = []
 
-    def interrupted(net, Xb, Yb, optimizer):
-        J = real(net, Xb, Yb, optimizer)  # the update happened: the params moved
+    def interrupted(net, parts, optimizer, m, **kw):
+        result = real(net, parts, optimizer, m, **kw)  # the update happened: params moved
         steps.append(1)
         if len(steps) == 13:  # third batch of the third epoch (5 batches per epoch)
             raise KeyboardInterrupt
-        return J
+        return result
 
-    monkeypatch.setattr(training, "train_step", interrupted)
+    monkeypatch.setattr(loop, "step", interrupted)
     net = dn.DeepNet([4, 5, 3], output="softmax", dtype="float64", backend="numpy")
     with pytest.raises(KeyboardInterrupt):
         net.fit(X, y, epochs=10, **kwargs)
@@ -503,7 +538,8 @@ def test_fit_function_and_method_agree():
 
 def test_the_cheap_finiteness_flag_is_settled_exactly_when_a_sum_overflows(backend):
     """The per-epoch flag sums each parameter; an overflow of finite values is not NaN."""
-    from deepnet.training import _all_finite, _exactly_finite
+    from deepnet.loop import all_finite as _all_finite
+    from deepnet.loop import exactly_finite as _exactly_finite
 
     xp = backend.xp
     big = {"W1": backend.asarray(np.full((2, 2), 3e38), backend.dtype("float32"))}

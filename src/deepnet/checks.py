@@ -142,19 +142,51 @@ def allocation(dims: tuple[int, ...], dtype_name: str) -> Iterator[None]:
 
 
 def all_finite(x: Array, what: str) -> None:
-    """Refuse NaN or inf in ``x`` (one read back to the host)."""
+    """Refuse NaN or inf in ``x``: one read (a sum: NaN and inf propagate through it, and
+    finite numbers only overflow it rarely), no temporary as large as ``x``; only a sum
+    that is not finite is looked at value by value."""
     xp = array_namespace(x)
-    if not bool(xp.all(xp.isfinite(x))):
-        bad = int(xp.sum(xp.astype(~xp.isfinite(x), xp.int64)))
-        hint = ""
-        if xp.isdtype(x.dtype, "real floating"):
-            top = xp.finfo(x.dtype).max
-            hint = (f" (as {_dtype_name(x.dtype)}; values beyond ±{top:.3g} become inf when "
-                    "converted: scale the data or use dtype='float64')")
-        raise InputError(f"{what} must be finite; it holds {bad} NaN or inf value(s){hint}")
+    if not xp.isdtype(x.dtype, "real floating"):
+        return
+    with _quiet(x):
+        if bool(xp.isfinite(xp.sum(x))):
+            return
+    bad = 0  # counted a block of rows at a time: still no full-size temporary
+    n = x.shape[0] if x.ndim else 1
+    step = max(1, 2**22 // max(1, math.prod(x.shape[1:])))
+    for start in range(0, n, step):
+        block = x[start:min(start + step, n), ...] if x.ndim else x  # strict: no slice
+        bad += int(xp.sum(xp.astype(~xp.isfinite(block), xp.int64)))  # past the end
+    if bad:
+        top = xp.finfo(x.dtype).max
+        raise InputError(
+            f"{what} must be finite; it holds {bad} NaN or inf value(s) (as "
+            f"{dtype_name(x.dtype)}; values beyond ±{top:.3g} become inf when converted: "
+            "scale the data or use dtype='float64')"
+        )
 
 
-def _dtype_name(dtype: Any) -> str:
+def _quiet(x: Array) -> contextlib.AbstractContextManager:
+    """NumPy (and array-api-strict) warn when a sum overflows; here that is expected."""
+    import numpy
+
+    if type(x).__module__.split(".")[0] in ("numpy", "array_api_strict"):
+        return numpy.errstate(over="ignore", invalid="ignore")
+    return contextlib.nullcontext()
+
+
+def parameters_finite(net: Any) -> bool:
+    """Whether every parameter of ``net`` is finite (one read back: a sum per parameter,
+    settled value by value only when a sum is not finite)."""
+    xp = net.xp
+    params = list(net._params.values())
+    if bool(xp.all(xp.stack([xp.isfinite(xp.sum(v)) for v in params]))):
+        return True
+    return all(bool(xp.all(xp.isfinite(v))) for v in params)
+
+
+def dtype_name(dtype: Any) -> str:
+    """``float32``, ``int64``...: the short name of any library's dtype."""
     name = getattr(dtype, "name", None)
     if not isinstance(name, str):
         name = getattr(dtype, "__name__", None) or str(dtype)
@@ -163,6 +195,14 @@ def _dtype_name(dtype: Any) -> str:
 
 def features(backend: Backend, X: Any, n0: int, dtype: Any, what: str = "X") -> Array:
     """``X`` of shape ``(n0, m)`` on ``backend`` as ``dtype``, finite, ``m ≥ 1``."""
+    feature_shape(X, n0, what)
+    X = backend.asarray(X, dtype, what=what)
+    all_finite(X, what)
+    return X
+
+
+def feature_shape(X: Any, n0: int, what: str = "X") -> tuple[int, int]:
+    """The shape ``(n0, m)`` of ``X``, ``m ≥ 1``; a ShapeError saying what went wrong."""
     shape = _shape_of(X, what)
     if len(shape) != 2:
         hint = f" (one example? pass X.reshape({n0}, 1))" if shape == (n0,) else ""
@@ -175,9 +215,14 @@ def features(backend: Backend, X: Any, n0: int, dtype: Any, what: str = "X") -> 
         raise ShapeError(f"{what} must have shape (n0, m) = ({n0}, m); got {shape}.{hint}")
     if shape[1] == 0:
         raise ShapeError(f"{what} holds no examples: shape {shape}; need m >= 1 columns")
-    X = backend.asarray(X, dtype, what=what)
-    all_finite(X, what)
-    return X
+    return shape[0], shape[1]
+
+
+def real_dtype(dtype: Any, what: str) -> None:
+    """Refuse a NumPy dtype that is not bool, integer or real floating."""
+    from deepnet.backend import _check_dtype_kind
+
+    _check_dtype_kind(dtype.kind, dtype, what)
 
 
 def _shape_of(x: Any, what: str) -> tuple[int, ...]:

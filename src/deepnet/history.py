@@ -11,7 +11,8 @@ from typing import Any
 from deepnet import checks
 from deepnet.errors import InputError
 
-MONITORS = ("cost", "val_cost", "accuracy", "val_accuracy")
+MONITORS = ("cost", "val_cost", "accuracy", "val_accuracy", "mse", "val_mse")
+METRIC_NAMES = ("accuracy", "val_accuracy", "mse", "val_mse")
 Callback = Callable[[Any, int, dict], Any]  # cb(net, epoch, logs)
 
 
@@ -29,8 +30,13 @@ class History:
         batch size, each taken before that batch's update (dropout and L2 included).
         With ``batch_size=None`` it is the notes' cost of iteration ``i``.
     val_cost : cost on the validation set after each epoch (empty without validation).
-    accuracy : training-set accuracy after each epoch (sigmoid and softmax outputs only).
+    accuracy : the fraction of training examples classified right during each epoch
+        (sigmoid and softmax outputs): each batch counted before its update, dropout
+        included, as the cost is (Keras reports the same; no second pass over the set).
     val_accuracy : validation accuracy after each epoch (classification with validation).
+    mse : the training set's mean squared error ``Σ (a - y)² / (m nL)`` during each
+        epoch, counted like ``accuracy`` (linear outputs).
+    val_mse : the validation set's mean squared error after each epoch.
     time : wall seconds of each epoch (training, evaluation and the one read back).
     learning_rate : the α each epoch used (after the optimizer's schedule).
     best_epoch : index of the epoch with the best monitored value (``monitor``).
@@ -42,6 +48,8 @@ class History:
     val_cost: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
+    mse: list[float] = field(default_factory=list)
+    val_mse: list[float] = field(default_factory=list)
     time: list[float] = field(default_factory=list)
     learning_rate: list[float] = field(default_factory=list)
     best_epoch: int | None = None
@@ -76,7 +84,7 @@ class EarlyStopping:
     epochs in a row; with ``restore_best`` the network ends with the best epoch's parameters.
 
     ``monitor`` ``None`` means ``"val_cost"`` when ``fit`` has validation data, else
-    ``"cost"``; costs must decrease, accuracies increase.
+    ``"cost"``; costs and mean squared errors must decrease, accuracies increase.
     """
 
     patience: int = 5
@@ -122,21 +130,22 @@ def _check_callbacks(callbacks: Any) -> list[Callback]:
     return list(callbacks)
 
 
-def _check_monitor(monitor: str, *, validation: bool, classifier: bool, accuracy: bool) -> None:
+def _check_monitor(monitor: str, *, validation: bool, metric: str, metrics: bool) -> None:
+    """``monitor`` must be something this fit records: ``metric`` is the network's
+    (``accuracy`` or ``mse``), ``metrics`` whether training metrics are on."""
     if monitor.startswith("val_") and not validation:
         raise InputError(
             f"early stopping monitors {monitor!r} but fit has no validation data; pass "
             "validation=(X_val, Y_val) or a fraction, or monitor 'cost'"
         )
-    if monitor.endswith("accuracy") and not classifier:
+    name = monitor.removeprefix("val_")
+    if name in ("accuracy", "mse") and name != metric:
         raise InputError(
-            f"early stopping monitors {monitor!r}, but accuracy applies only to sigmoid "
-            "and softmax outputs"
+            f"early stopping monitors {monitor!r}, but this network reports {metric!r} "
+            "(accuracy for sigmoid and softmax outputs, mse for linear ones)"
         )
-    if monitor == "accuracy" and not accuracy:
-        raise InputError("early stopping monitors 'accuracy' but train_accuracy=False")
+    if monitor == metric and not metrics:
+        raise InputError(f"early stopping monitors {monitor!r} but train_metrics=False")
 
 
-
-
-__all__ = ["MONITORS", "Callback", "EarlyStopping", "History", "StopTraining"]
+__all__ = ["METRIC_NAMES", "MONITORS", "Callback", "EarlyStopping", "History", "StopTraining"]

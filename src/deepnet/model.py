@@ -10,7 +10,7 @@ before any work starts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from deepnet import activations, checks, initializers, layers, losses
@@ -148,9 +148,20 @@ class Model:
 
     # -- parameters -------------------------------------------------------------------
     @property
-    def params(self) -> dict[str, Array]:
-        """``{"W1": ..., "b1": ..., ...}``: the live arrays on the network's device."""
-        return dict(self._params)
+    def params(self) -> Parameters:
+        """The parameters ``W1, b1, ..., WL, bL``, live: a mapping onto the network.
+
+        Reading gives the network's own arrays (on its device); assigning writes into
+        them, so the notes' update loop works as written::
+
+            parameters = net.params
+            parameters["W1"] = parameters["W1"] - alpha * grads["dW1"]
+
+        Each assignment is checked first (shape, finite values; arrays of any library
+        are converted to the network's dtype and moved explicitly, an array on another
+        device of the network's library is refused).
+        """
+        return Parameters(self)
 
     def param_shapes(self) -> dict[str, tuple[int, int]]:
         """The notes' shapes: ``W[l] (n[l], n[l-1])``, ``b[l] (n[l], 1)``."""
@@ -179,6 +190,21 @@ class Model:
                 value = self.xp.asarray(value, copy=True)  # detached view of it)
             new[key] = value
         self._adopt(new)
+
+    def _assign(self, key: Any, value: Any) -> None:
+        """``params[key] = value``: checked, then written into the live array in place."""
+        shapes = self.param_shapes()
+        if key not in shapes:
+            raise InputError(
+                f"the network has no parameter {checks._short(key)}; its parameters are "
+                f"{', '.join(shapes)}"
+            )
+        got = checks._shape_of(value, key)
+        if got != shapes[key]:
+            raise ShapeError(f"{key} must have shape {shapes[key]}; got {got}")
+        converted = self.backend.asarray(value, self.dtype, what=key)
+        checks.all_finite(converted, key)
+        self._params[key][...] = converted
 
     def _adopt(self, params: dict[str, Array]) -> None:
         """Make ``params`` the live parameters.
@@ -227,9 +253,14 @@ class Model:
         return self._forward(X, training=training)
 
     def _forward(
-        self, X: Array, *, training: bool = False, ws: Workspace | None = None
+        self, X: Array, *, training: bool = False, ws: Workspace | None = None,
+        offset: int = 0,
     ) -> tuple[Array, Caches]:
-        """The forward pass on checked inputs; with ``ws``, into its buffers."""
+        """The forward pass on checked inputs; with ``ws``, into its buffers.
+
+        ``offset`` is the position of ``X``'s first column in the whole batch it belongs
+        to (a part of a batch: accumulated, or one process's share of it).
+        """
         p = self._params
         dropout = training and self.keep_prob < 1.0
         A = X
@@ -239,7 +270,7 @@ class Model:
             A, cache = layers.dense_forward(A, p[f"W{l}"], p[f"b{l}"], g, buffers=buffers)
             D = None
             if dropout:
-                D = self._dropout_mask(A.shape)
+                D = self._dropout_mask(A.shape, offset)
                 A = A * D  # not in place: the cache keeps the undropped A for g'
             caches.append((cache, D))
         L = self.L
@@ -249,7 +280,7 @@ class Model:
         caches.append(((linear_cache, ZL, AL), None))
         return AL, caches
 
-    def _dropout_mask(self, shape: tuple[int, ...]) -> Array:
+    def _dropout_mask(self, shape: tuple[int, ...], offset: int = 0) -> Array:
         """``1[u < keep_prob] / keep_prob`` with ``u`` from the host RNG.
 
         Drawn on the host (not by the backend's generator) so that one seed trains the
@@ -271,19 +302,32 @@ class Model:
             self._check_caches(caches, AL.shape[1])
         return float(self._cost(AL, Y, caches))
 
-    def _cost(self, AL: Array, Y: Array, caches: Caches | None) -> Array:
-        """The cost as a 0-d array on the device (no read back)."""
+    def _cost(
+        self, AL: Array, Y: Array, caches: Caches | None, *, m: int | None = None,
+        l2: bool = True,
+    ) -> Array:
+        """The cost as a 0-d array on the device (no read back).
+
+        ``m`` is the size of the whole batch when ``AL`` is a part of it: the part's
+        loss is then its share, ``Σ loss / m``. ``l2=False`` leaves out the L2 term (a
+        step adds it once, after summing the parts: :meth:`_l2_cost`).
+        """
         if caches is not None:
             ZL = caches[-1][0][1]
             J = self.loss.from_logits(ZL, Y)
         else:
             J = self.loss.from_output(AL, Y)
-        if self.l2 > 0.0:
-            xp = self.xp
-            m = AL.shape[1]
-            squares = sum(xp.sum(self._params[f"W{l}"] ** 2) for l in range(1, self.L + 1))
-            J = J + (self.l2 / (2 * m)) * squares
+        if m is not None and m != AL.shape[1]:
+            J = J * (AL.shape[1] / m)
+        if l2 and self.l2 > 0.0:
+            J = J + self._l2_cost(AL.shape[1] if m is None else m)
         return J
+
+    def _l2_cost(self, m: int) -> Array:
+        """``(λ/(2m)) Σ ||W[l]||²`` as a 0-d array on the device."""
+        xp = self.xp
+        squares = sum(xp.sum(self._params[f"W{l}"] ** 2) for l in range(1, self.L + 1))
+        return (self.l2 / (2 * m)) * squares
 
     def backward(self, AL: Any, Y: Any, caches: Caches) -> dict[str, Array]:
         """``{"dW1": ..., "db1": ..., ...}`` by the notes' recursion from ``l = L`` down."""
@@ -294,7 +338,7 @@ class Model:
 
     def _backward(
         self, AL: Array, Y: Array, caches: Caches, ws: Workspace | None = None,
-        scale: float = 1.0,
+        scale: float = 1.0, *, m: int | None = None, l2: bool = True,
     ) -> dict[str, Array]:
         """The backward pass on checked inputs; with ``ws``, into its buffers.
 
@@ -304,7 +348,7 @@ class Model:
         with plain GD passes its ``α`` so that the update is one pass, ``W -= dW``.
         """
         grads = {}
-        m = AL.shape[1]
+        m = AL.shape[1] if m is None else m  # a part of a batch of m: its share
         L = self.L
         dZ = losses.output_dZ(AL, Y)
         dZ *= scale / m
@@ -326,11 +370,17 @@ class Model:
                 divide_by=1,
             )
             grads[f"dW{l}"], grads[f"db{l}"] = dW, db
+        grads = {k: grads[k] for k in self._grad_keys()}
+        if l2:
+            self._add_l2(grads, scale, m)
+        return grads
+
+    def _add_l2(self, grads: dict[str, Array], scale: float, m: int) -> None:
+        """``dW[l] += (scale · λ / m) W[l]``, in place (nothing where ``λ = 0``)."""
         if self.l2 > 0.0:
-            for l in range(1, L + 1):
+            for l in range(1, self.L + 1):
                 decay = self._params[f"W{l}"] * (scale * self.l2 / m)
                 grads[f"dW{l}"] += decay
-        return {k: grads[k] for k in self._grad_keys()}
 
     def _grad_keys(self) -> list[str]:
         """``dW1, db1, ..., dWL, dbL``."""
@@ -358,22 +408,6 @@ class Model:
             cache[m] = Workspace(self, m)
         return cache[m]
 
-    # -- prediction -----------------------------------------------------------------
-    def predict_proba(self, X: Any) -> Array:
-        """``A[L]`` for ``X`` (no dropout)."""
-        AL, _ = self.forward(X)
-        return AL
-
-    def predict(self, X: Any) -> Array:
-        """sigmoid: 0/1 labels ``(nL, m)``; softmax: class indices ``(m,)``; linear: ``A[L]``."""
-        AL = self.predict_proba(X)
-        xp = self.xp
-        if self.output == "sigmoid":
-            return xp.astype(AL > 0.5, xp.int64)
-        if self.output == "softmax":
-            return xp.argmax(AL, axis=0)
-        return AL
-
     # -- checks ---------------------------------------------------------------------
     def _check_X(self, X: Any, what: str = "X") -> Array:
         return checks.features(self.backend, X, self.layer_dims[0], self.dtype, what)
@@ -391,6 +425,44 @@ class Model:
 
     def _check_caches(self, caches: Any, m: int) -> Caches:
         return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype)
+
+
+class Parameters(MutableMapping):
+    """``net.params``: the live parameters of a network, as the notes' dictionary.
+
+    ``params["W1"]`` is the network's own array; ``params["W1"] = value`` checks
+    ``value`` and writes it into that array (on backends with a flat parameter buffer,
+    into the buffer), so a hand-written update loop trains the network itself. Keys
+    cannot be added or deleted.
+    """
+
+    def __init__(self, net: Model) -> None:
+        self._net = net
+
+    def __getitem__(self, key: str) -> Array:
+        try:
+            return self._net._params[key]
+        except (KeyError, TypeError):
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._net._assign(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        raise InputError(
+            f"parameters cannot be deleted ({checks._short(key)}): the network needs every "
+            "W[l] and b[l]; assign a new value instead"
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._net._params)
+
+    def __len__(self) -> int:
+        return len(self._net._params)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self._net._params.items())
+        return f"Parameters({{{shapes}}}, {self._net.dtype_name} on {self._net.backend.label})"
 
 
 class Workspace:

@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from deepnet import fused
 from deepnet.backend import Array, array_namespace, into, out_supported
 from deepnet.checks import positive_int, real_number
 from deepnet.errors import InputError
@@ -108,27 +109,87 @@ class Optimizer:
 
     name = "optimizer"
 
-    def __init__(self, learning_rate: float = 0.01, schedule: str | Schedule | None = None):
+    #: the α0 used when none is given (``fit``, the CLI and the constructor alike)
+    default_learning_rate = 0.1
+
+    def __init__(self, learning_rate: float | None = None,
+                 schedule: str | Schedule | None = None, *, fused: bool = True):
+        if learning_rate is None:
+            learning_rate = self.default_learning_rate
         self.learning_rate = real_number(
             learning_rate, "learning_rate", low=0.0, low_open=True
         )
+        self.fused = bool(fused)
+        self.shapes: dict[str, tuple[int, ...]] | None = None  # of the network it updates
         self.schedule = get_schedule(schedule)
         self.alpha = self.learning_rate
         self.t = 0  # number of updates made
+        self.epochs = 0  # number of epochs completed, over every fit this optimizer ran
         self.state: dict[str, dict[str, Array]] = {}
 
     def set_epoch(self, epoch: int) -> None:
-        """Set α for ``epoch`` (0-based) from the schedule."""
+        """Set α for ``epoch`` (0-based, counted over every fit) from the schedule.
+
+        ``fit`` calls it with :attr:`epochs`, so an optimizer object passed to a second
+        ``fit`` continues its schedule where the first left it.
+        """
         self.alpha = self.schedule(self.learning_rate, epoch)
 
+    #: names of the per-parameter moments this rule keeps (``v``, ``s``)
+    moments: tuple[str, ...] = ()
+
     def step(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> None:
-        """Update every ``params[k]`` in place from ``grads["d" + k]``."""
+        """Update every ``params[k]`` in place from ``grads["d" + k]``.
+
+        Where the backend has a fused form of this rule (``deepnet.fused``: one pass on
+        torch and CuPy, cache-sized blocks on NumPy) and :attr:`fused` is on, that runs;
+        else the portable update (:meth:`_apply`), which array-api-strict always runs.
+        """
         self.t += 1
         for key, W in params.items():
-            self._update(key, W, grads["d" + key])
+            dW = grads["d" + key]
+            state = [self._zeros(key, name, W) for name in self.moments]
+            tmp = self._scratch(key, W)
+            kernel = fused.kernel(self.name, W) if self.fused else None
+            if kernel is None:
+                self._apply(W, dW, *state, tmp)
+            else:
+                kernel(self, W, dW, *state, tmp)
+        if self.moments and self.t % self._flush_every() == 0:
+            self._flush_tiny()
 
-    def _update(self, key: str, W: Array, dW: Array) -> None:
+    def _apply(self, W: Array, dW: Array, *state_and_tmp: Array | None) -> None:
+        """The portable update of ``W`` (in place) from ``dW`` and the moments."""
         raise NotImplementedError
+
+    def _flush_every(self) -> int:
+        """Steps between flushes: a moment just above the threshold must not decay below
+        the smallest normal number in between (``β^K ≥ 2^-10`` for the smallest ``β``)."""
+        betas = [b for b in (getattr(self, n, None) for n in ("beta", "beta1", "beta2"))
+                 if b is not None]
+        smallest = min(betas, default=0.5)
+        if smallest <= 0.0:
+            return 1
+        return max(1, int(10.0 / -math.log2(smallest)))
+
+    def _flush_tiny(self) -> None:
+        """Set moments smaller than ``2^20`` times the dtype's smallest normal number to
+        zero — what a GPU's or XLA's flush-to-zero does — so they never decay into
+        subnormal numbers, which CPUs add and multiply up to 50x slower (measured: an Adam
+        update 5x slower on NumPy, 190x on torch, benchmarks/NOTES.md)."""
+        for slot in self.state.values():
+            for name in self.moments:
+                v = slot.get(name)
+                if v is None:
+                    continue
+                xp = array_namespace(v)
+                threshold = float(xp.finfo(v.dtype).smallest_normal) * 2.0**20
+                tmp = slot.get("scratch")
+                keep = into(tmp, "abs", v)
+                keep = into(tmp, "greater_equal", keep, threshold)
+                if tmp is None:
+                    keep = xp.astype(keep, v.dtype)
+                v *= keep
 
     def prescale(self) -> float | None:
         """``c`` where the update is exactly ``W -= c · dW`` (GD: ``α``), else ``None``.
@@ -161,16 +222,27 @@ class Optimizer:
             return None
         return self._zeros(key, "scratch", like)
 
-    def check_state(self, params: Mapping[str, Array]) -> None:
+    def check_state(self, params: Mapping[str, Array],
+                    shapes: Mapping[str, tuple[int, ...]] | None = None) -> None:
         """Refuse moments made for other parameters than ``params``, or non-finite ones.
 
         ``params`` is what the network's step updates (``DeepNet._update_targets()``: the
-        parameter dict, or one flat array of them all). An optimizer object carries its
-        state from one ``fit`` to the next; used on a network of another architecture,
-        backend, device or dtype, that state cannot apply.
+        parameter dict, or one flat array of them all) and ``shapes`` the network's
+        parameter shapes (``W1 (n1, n0)``, ...), which the state is tied to: a flat array
+        of the same length from another architecture is refused too. An optimizer object
+        carries its state from one ``fit`` to the next; used on a network of another
+        architecture, backend, device or dtype, that state cannot apply.
         """
         hint = ("it was used on another network; call optimizer.reset() first, or pass a "
                 "new optimizer (or its name)")
+        if shapes is not None:
+            shapes = {k: tuple(v) for k, v in shapes.items()}
+            if self.state and self.shapes is not None and self.shapes != shapes:
+                raise InputError(
+                    f"this {type(self).__name__} holds state for parameters of shapes "
+                    f"{_layout(self.shapes)}, but the network's are {_layout(shapes)}; "
+                    f"{hint}"
+                )
         name_of = {"params": "the flat array of all parameters"}
         for key, slot in self.state.items():
             W = params.get(key) if isinstance(key, str) else None
@@ -199,10 +271,17 @@ class Optimizer:
                             f"NaN or inf (left by a diverged run?); {hint}"
                         )
 
+    def bind(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Tie this optimizer's state to a network's parameter shapes (``fit`` calls it
+        after :meth:`check_state`)."""
+        self.shapes = {k: tuple(v) for k, v in shapes.items()}
+
     def reset(self) -> None:
-        """Forget the state (moments and step count)."""
+        """Forget the state (moments, step and epoch counts)."""
         self.t = 0
+        self.epochs = 0
         self.state = {}
+        self.shapes = None
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate}
@@ -217,8 +296,8 @@ class GD(Optimizer):
 
     name = "gd"
 
-    def _update(self, key: str, W: Array, dW: Array) -> None:
-        W -= into(self._scratch(key, W), "multiply", dW, self.alpha)
+    def _apply(self, W: Array, dW: Array, tmp: Array | None = None) -> None:
+        W -= into(tmp, "multiply", dW, self.alpha)
 
     def prescale(self) -> float:
         return self.alpha
@@ -229,13 +308,14 @@ class Momentum(Optimizer):
 
     name = "momentum"
 
-    def __init__(self, learning_rate: float = 0.01, beta: float = 0.9, schedule=None):
-        super().__init__(learning_rate, schedule)
+    moments = ("v",)
+
+    def __init__(self, learning_rate: float | None = None, beta: float = 0.9, schedule=None,
+                 *, fused: bool = True):
+        super().__init__(learning_rate, schedule, fused=fused)
         self.beta = real_number(beta, "beta", low=0.0, high=1.0, high_open=True)
 
-    def _update(self, key: str, W: Array, dW: Array) -> None:
-        v = self._zeros(key, "v", W)
-        tmp = self._scratch(key, W)
+    def _apply(self, W: Array, dW: Array, v: Array, tmp: Array | None = None) -> None:
         v *= self.beta
         v += into(tmp, "multiply", dW, 1.0 - self.beta)
         W -= into(tmp, "multiply", v, self.alpha)
@@ -248,18 +328,18 @@ class RMSprop(Optimizer):
     """``s = β2 s + (1-β2) dW²; W -= α dW / (sqrt(s) + ε)``."""
 
     name = "rmsprop"
+    moments = ("s",)
+    default_learning_rate = 0.001
 
     def __init__(
-        self, learning_rate: float = 0.001, beta2: float = 0.999, epsilon: float = 1e-8,
-        schedule=None,
+        self, learning_rate: float | None = None, beta2: float = 0.999, epsilon: float = 1e-8,
+        schedule=None, *, fused: bool = True,
     ):
-        super().__init__(learning_rate, schedule)
+        super().__init__(learning_rate, schedule, fused=fused)
         self.beta2 = real_number(beta2, "beta2", low=0.0, high=1.0, high_open=True)
         self.epsilon = real_number(epsilon, "epsilon", low=0.0, low_open=True)
 
-    def _update(self, key: str, W: Array, dW: Array) -> None:
-        s = self._zeros(key, "s", W)
-        tmp = self._scratch(key, W)
+    def _apply(self, W: Array, dW: Array, s: Array, tmp: Array | None = None) -> None:
         s *= self.beta2
         t = into(tmp, "multiply", dW, dW)
         t *= 1.0 - self.beta2
@@ -279,20 +359,20 @@ class Adam(Optimizer):
     """Adam with bias correction; ``ε`` added to ``sqrt(ŝ)``, as ``torch.optim.Adam`` does."""
 
     name = "adam"
+    moments = ("v", "s")
+    default_learning_rate = 0.001
 
     def __init__(
-        self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-        epsilon: float = 1e-8, schedule=None,
+        self, learning_rate: float | None = None, beta1: float = 0.9, beta2: float = 0.999,
+        epsilon: float = 1e-8, schedule=None, *, fused: bool = True,
     ):
-        super().__init__(learning_rate, schedule)
+        super().__init__(learning_rate, schedule, fused=fused)
         self.beta1 = real_number(beta1, "beta1", low=0.0, high=1.0, high_open=True)
         self.beta2 = real_number(beta2, "beta2", low=0.0, high=1.0, high_open=True)
         self.epsilon = real_number(epsilon, "epsilon", low=0.0, low_open=True)
 
-    def _update(self, key: str, W: Array, dW: Array) -> None:
-        v = self._zeros(key, "v", W)
-        s = self._zeros(key, "s", W)
-        tmp = self._scratch(key, W)
+    def _apply(self, W: Array, dW: Array, v: Array, s: Array,
+               tmp: Array | None = None) -> None:
         v *= self.beta1
         v += into(tmp, "multiply", dW, 1.0 - self.beta1)
         s *= self.beta2
@@ -312,6 +392,12 @@ class Adam(Optimizer):
     def hyperparameters(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "beta1": self.beta1,
                 "beta2": self.beta2, "epsilon": self.epsilon}
+
+
+def _layout(shapes: Mapping[str, tuple[int, ...]]) -> str:
+    """``W1 (5, 3), b1 (5, 1), ...`` in short."""
+    text = ", ".join(f"{k} {v}" for k, v in shapes.items())
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
