@@ -97,6 +97,51 @@ def mismatch(comm) -> None:
     report(comm, messages=messages, usable=bool(np.all(x == comm.size)))
 
 
+def fit_task(backend: str, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((10, 103))  # 103 = 5 batches of 20 and one of 3: uneven shares
+    y = rng.integers(0, 3, 103)
+    net = dn.DeepNet([10, 16, 8, 3], output="softmax", l2=0.01, dtype="float64", seed=1,
+                     backend=backend)
+    return net, X, y
+
+
+FIT = dict(epochs=3, batch_size=20, optimizer="adam", learning_rate=1e-2, seed=3,
+           progress=False)
+
+
+def fit(comm, backend: str) -> None:
+    """A fit across the ranks: the same parameters on every rank, and (rank 0 checks)
+    those of the same fit in one process."""
+    net, X, y = fit_task(backend)
+    history = net.fit(X, y, comm=comm, **FIT)
+    params = np.concatenate([dn.to_numpy(v).ravel() for v in net.params.values()])
+    comm.agree("parameters after the fit", params)
+    fields = {"epochs": history.epochs}
+    if comm.is_root:
+        twin, X, y = fit_task(backend)
+        alone = twin.fit(X, y, **FIT)
+        ref = np.concatenate([dn.to_numpy(v).ravel() for v in twin.params.values()])
+        fields["max_rel_diff"] = float(np.max(np.abs(params - ref) / np.abs(ref)))
+        fields["cost_rel_diff"] = float(np.max(np.abs(np.subtract(history.cost, alone.cost))
+                                               / np.abs(alone.cost)))
+    report(comm, **fields)
+
+
+def fit_mismatch(comm) -> None:
+    """Ranks given different data, then a different batch size: refused before a step."""
+    messages = []
+    for data_seed, batch in ((comm.rank == VICTIM, 20), (0, 20 + (comm.rank == VICTIM))):
+        net, X, y = fit_task("numpy", seed=int(data_seed))
+        try:
+            net.fit(X, y, comm=comm, **{**FIT, "batch_size": batch})
+        except RankMismatchError as exc:
+            messages.append(str(exc))
+        if net.history is not None:
+            messages.append("trained anyway")
+    report(comm, messages=messages)
+
+
 def fault(comm, kind: str) -> None:
     """Every rank reduces in a loop; the victim stops after a few steps with ``kind``.
 
@@ -157,6 +202,10 @@ def main() -> None:
         mismatch(comm)
     elif scenario == "fault":
         fault(comm, args[0])
+    elif scenario == "fit":
+        fit(comm, args[0] if args else "numpy")
+    elif scenario == "fit_mismatch":
+        fit_mismatch(comm)
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
 

@@ -138,16 +138,6 @@ def test_single_communicator_refuses_bad_arguments():
         raise ValueError("re-raised")
 
 
-@pytest.mark.parametrize("n, size", [(10, 3), (2, 3), (0, 2), (7, 1), (1024, 1024), (5, 4)])
-def test_shards_cover_the_items_in_rank_order_as_evenly_as_possible(n, size):
-    parts = [base.shard_bounds(n, r, size) for r in range(size)]
-    assert [i for p in parts for i in range(n)[p]] == list(range(n))
-    lengths = [p.stop - p.start for p in parts]
-    assert max(lengths) - min(lengths) <= 1 and lengths == sorted(lengths, reverse=True)
-    with pytest.raises(InputError, match="an int >= 0"):
-        base.shard_bounds(-1, 0, size)
-
-
 # -- errors on the wire ------------------------------------------------------------------------
 
 
@@ -384,6 +374,40 @@ def test_agree_raises_the_same_mismatch_on_every_rank():
     TwoRanks({"seed": 1}).agree("seed", 1)
     with pytest.raises(RankMismatchError, match="seed: 1 on rank 0; 2 on rank 1"):
         TwoRanks({"seed": 2}).agree("seed", 1)
+
+
+class Doubling(Scripted):
+    """As if two ranks held the same arrays: every sum doubles them."""
+
+    def _start_allreduce(self, buf):
+        buf *= 2
+        return "request"
+
+
+def test_allreduce_step_sums_the_gradients_and_the_cost_on_every_backend(backend, rng):
+    comm, dtype = Doubling(size=2, ready_after=0), backend.dtype("float64")
+    host = {k: rng.standard_normal(shape) for k, shape in (("dW1", (3, 2)), ("db1", (3, 1)))}
+    grads = {k: backend.asarray(v.copy(), dtype) for k, v in host.items()}
+    J = backend.xp.asarray(1.5, dtype=dtype, device=backend.device)
+    total = comm.allreduce_step(grads, None, J)  # each gradient array, and J
+    assert backend.owns(total) and tuple(total.shape) == () and float(total) == 3.0
+    assert float(J) == 1.5  # J itself is left alone
+    for k, v in host.items():
+        assert backend.owns(grads[k]) and np.array_equal(dn.to_numpy(grads[k]), 2 * v)
+    flat_host = rng.standard_normal(9)
+    flat = backend.asarray(flat_host.copy(), dtype)
+    assert float(comm.allreduce_step({}, flat, J)) == 3.0  # the one flat buffer
+    assert np.array_equal(dn.to_numpy(flat), 2 * flat_host)
+
+
+def test_a_fit_with_the_single_process_communicator_is_the_plain_fit(backend, rng):
+    X, y = rng.standard_normal((4, 30)), rng.integers(0, 2, (1, 30))
+    nets = [dn.DeepNet([4, 5, 1], seed=2, dtype="float64", backend=backend) for _ in range(2)]
+    args = dict(epochs=2, batch_size=8, seed=1, progress=False)
+    nets[0].fit(X, y, **args)
+    nets[1].fit(X, y, comm=dn.distributed.SingleCommunicator(), **args)
+    for key, value in nets[0].params.items():
+        assert np.array_equal(dn.to_numpy(nets[1].params[key]), dn.to_numpy(value))
 
 
 # -- the command's session ---------------------------------

@@ -145,6 +145,33 @@ def test_different_inputs_are_refused_with_the_same_message_on_every_rank(launch
     assert all(results[r]["usable"] for r in range(3))
 
 
+# -- fit(..., comm=comm): the communicator's part of it (the K-process equality tests of
+#    the training loop itself are in the tests of fit)
+
+
+@pytest.mark.parametrize("k, library", [(2, "numpy"), (3, "numpy"), (3, "array_api_strict")])
+def test_a_fit_across_ranks_equals_the_fit_in_one_process(launch, k, library):
+    if "comm" not in inspect.signature(dn.DeepNet.fit).parameters:
+        pytest.skip("fit(..., comm=comm) is not wired in yet (the lead's integration)")
+    code, results, _, output, _ = launch(k, "fit", library)
+    assert code == 0 and sorted(results) == list(range(k)), output  # same parameters
+    assert results[0]["epochs"] == 3
+    assert results[0]["max_rel_diff"] < 1e-10 and results[0]["cost_rel_diff"] < 1e-10, results
+
+
+def test_a_fit_refuses_ranks_given_different_inputs(launch):
+    if "comm" not in inspect.signature(dn.DeepNet.fit).parameters:
+        pytest.skip("fit(..., comm=comm) is not wired in yet (the lead's integration)")
+    code, results, _, output, _ = launch(3, "fit_mismatch")
+    assert code == 0 and sorted(results) == [0, 1, 2], output
+    messages = [results[r]["messages"] for r in range(3)]
+    assert messages[0] == messages[1] == messages[2] and len(messages[0]) == 2, messages
+    data, batch = messages[0]
+    assert "X sample: an array of shape (16, 10)" in data and "on ranks 0, 2" in data
+    assert "Y sample" in data and "X size" not in data
+    assert "batch size: 20 on ranks 0, 2; 21 on rank 1" in batch
+
+
 # -- faults: one rank stops, every rank stops with the same error ---------------------------------
 
 

@@ -243,7 +243,7 @@ def _train(args: argparse.Namespace) -> int:
             X_train, Y_train, epochs=args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, learning_rate=args.learning_rate, seed=args.seed,
             validation=args.validation or None, early_stopping=args.early_stopping,
-            progress=False if args.no_progress else None,
+            progress=False if args.no_progress else None, comm=comm,
         )
     except KeyboardInterrupt:
         done = net.history.epochs if net.history is not None else 0

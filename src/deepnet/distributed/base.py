@@ -32,6 +32,7 @@ import numpy as np
 
 from deepnet.backend import Array
 from deepnet.distributed import protocol
+from deepnet.distributed.steps import StepHooks
 from deepnet.errors import DistributedError, InputError
 
 SPIN = 0.02
@@ -60,7 +61,7 @@ def timeout_from_env(timeout: float | None = None) -> float | None:
     return value or None
 
 
-class Communicator:
+class Communicator(StepHooks):
     """A group of ``size`` processes, each holding one ``rank``, that reduce arrays together.
 
     Attributes
@@ -100,26 +101,13 @@ class Communicator:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} rank {self.rank} of {self.size}>"
 
-    def shard(self, n: int) -> slice:
-        """This rank's part of ``n`` items split in rank order, as evenly as possible:
-        the first ``n % size`` ranks hold one item more (a part can be empty).
-
-        >>> import deepnet as dn
-        >>> dn.distributed.SingleCommunicator().shard(10)
-        slice(0, 10, None)
-        """
-        return shard_bounds(n, self.rank, self.size)
-
     # -- collectives ----------------------------------------------------------------------
     def allreduce_sum(self, x: Array) -> Array:
         """Sum ``x`` over the ranks, in place, in one collective; returns ``x``.
 
         The result is the same, bit for bit, on every rank.
         """
-        buf, write_back = protocol.host_buffer(x, "allreduce_sum's array")
-        self._wait(self._start_allreduce(buf), "allreduce_sum")
-        if write_back is not None:
-            write_back()
+        self._sum_arrays([x], "allreduce_sum")
         return x
 
     def allreduce_host(self, values: Any) -> np.ndarray:
@@ -228,8 +216,9 @@ class Communicator:
 
     # -- the waiting loop --------------------------------------------------------------------
     def _wait(self, handle: Any, what: str) -> None:
-        """Until ``handle`` completes; raises what another rank posted, a lost local
-        peer, or a timeout, after posting it to the others."""
+        """Until ``handle`` (or every handle of a list) completes; raises what another
+        rank posted, a lost local peer, or a timeout, after posting it to the others."""
+        pending = list(handle) if isinstance(handle, list) else [handle]
         if self._stopped is not None:
             raise DistributedError(
                 f"{what}: this communicator stopped after an error "
@@ -242,7 +231,10 @@ class Communicator:
         delay = 0.0
         try:
             self._check_left(what)
-            while not self._poll(handle, what):
+            while pending:
+                pending = [h for h in pending if not self._poll(h, what)]
+                if not pending:
+                    break
                 now = time.monotonic()
                 if now >= next_check:
                     self._check_peers(what, now - start)
@@ -342,16 +334,6 @@ def raised_everywhere(exc: BaseException) -> BaseException:
     return exc
 
 
-def shard_bounds(n: int, rank: int, size: int) -> slice:
-    """Items ``[start, stop)`` of rank ``rank`` of ``size`` when ``n`` are split in rank order;
-    the first ``n % size`` ranks hold ``n // size + 1``, the others ``n // size``."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise InputError(f"the number of items to shard must be an int >= 0; got {n!r}")
-    base, extra = divmod(int(n), size)
-    start = rank * base + min(rank, extra)
-    return slice(start, start + base + (rank < extra))
-
-
 class SingleCommunicator(Communicator):
     """One process: every collective returns at once and changes nothing."""
 
@@ -398,6 +380,5 @@ __all__ = [
     "Communicator",
     "SingleCommunicator",
     "raised_everywhere",
-    "shard_bounds",
     "timeout_from_env",
 ]

@@ -45,14 +45,13 @@ class NCCLCommunicator(MPICommunicator):
               and str(x.dtype) in self._types)
         return x if ok else None
 
-    def allreduce_sum(self, x: Array) -> Array:
+    def _start_native(self, x: Array) -> Any:
         if self._native(x) is None:
-            return super().allreduce_sum(x)
+            return super()._start_native(x)
         stream = self._cupy.cuda.get_current_stream()
         self._nccl.allReduce(x.data.ptr, x.data.ptr, x.size, self._types[str(x.dtype)],
                              self._nccl_mod.NCCL_SUM, stream.ptr)
-        self._wait(_Pending(stream.record()), "allreduce_sum")
-        return x
+        return _Pending(stream.record())
 
     def broadcast(self, x: Array, root: int = 0) -> Array:
         if self._native(x) is None:

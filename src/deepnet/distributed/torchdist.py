@@ -96,12 +96,11 @@ class TorchCommunicator(Communicator):
             return x
         return None
 
-    def allreduce_sum(self, x: Array) -> Array:
+    def _start_native(self, x: Array) -> Any:
         t = self._native(x)
         if t is None:
-            return super().allreduce_sum(x)
-        self._wait((self._dist.all_reduce(t, async_op=True), None), "allreduce_sum")
-        return x
+            return super()._start_native(x)
+        return self._dist.all_reduce(t, async_op=True), None
 
     def broadcast(self, x: Array, root: int = 0) -> Array:
         t = self._native(x)
