@@ -22,6 +22,7 @@ _BESIDE = Path(sys.executable).with_name("mpiexec")
 MPIEXEC = str(_BESIDE) if _BESIDE.exists() else (shutil.which("mpiexec") or str(_BESIDE))
 
 pytestmark = [
+    pytest.mark.distributed,
     pytest.mark.skipif(not BENCH.is_dir(), reason="no benchmarks/ next to tests/"),
     pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or not Path(MPIEXEC).exists(),
                        reason="needs mpi4py and mpiexec: pip install 'deepnet[mpi]'"),

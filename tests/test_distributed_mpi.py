@@ -31,10 +31,14 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 SRC = str(Path(dn.__file__).resolve().parents[1])
 LIMIT = 60  # seconds any launch may take before it counts as a hang
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("mpi4py") is None or not Path(MPIEXEC).exists(),
-    reason="needs mpi4py and mpiexec: pip install 'deepnet[mpi]' (mpi4py and the MPICH wheel)",
-)
+pytestmark = [
+    pytest.mark.distributed,
+    pytest.mark.skipif(
+        importlib.util.find_spec("mpi4py") is None or not Path(MPIEXEC).exists(),
+        reason="needs mpi4py and mpiexec: pip install 'deepnet[mpi]' (mpi4py and the MPICH "
+        "wheel)",
+    ),
+]
 
 _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMI_FD", "OMPI_COMM_WORLD_RANK", "PMIX_RANK",
                   "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID",

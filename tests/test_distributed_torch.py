@@ -26,6 +26,8 @@ torch = pytest.importorskip("torch")
 if not torch.distributed.is_available():  # pragma: no cover - builds without it
     pytest.skip("this torch build has no torch.distributed", allow_module_level=True)
 
+pytestmark = pytest.mark.distributed
+
 WORKER = Path(__file__).with_name("distributed_worker.py")
 SRC = str(Path(dn.__file__).resolve().parents[1])
 LIMIT = 120  # seconds; importing torch in several processes on 2 cores is slow
