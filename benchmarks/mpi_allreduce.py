@@ -16,7 +16,8 @@ Measured, in interleaved rounds (``--rounds``, medians and IQR over rounds):
   trip. Latency ``α`` is the 8-byte time, bandwidth ``β`` the large-message slope;
 - **all-reduce** of the flat float32 gradient of ``[n, n, n, n, n, 1]``
   (``P = 4n² + 5n + 1`` numbers) for each width: MPI's blocking ``Allreduce`` and
-  ``deepnet.distributed``'s ``allreduce_sum`` (non-blocking, with the error channel);
+  ``deepnet.distributed``'s ``allreduce_sum`` (non-blocking, with the error channel) and
+  ``allreduce_step`` (what ``fit`` calls each step: the gradient and the cost);
 - **the step**: ``deepnet.step.train_step`` (NumPy, float32, Adam) at each width and batch
   size with 1 BLAS thread (one rank's share of a core) and with 2 (one process holding
   both cores). Points above ``--max-flops`` per step are not run (the model fits
@@ -95,16 +96,20 @@ def ping_pong(comm, mpi_comm, size: int, min_seconds: float, pause: float) -> fl
     return timed(comm, exchange, min_seconds, pause) / 2
 
 
-def allreduce_pair(comm, mpi_comm, params: int, args) -> tuple[float, float]:
-    """Seconds of MPI's blocking ``Allreduce`` and of deepnet's ``allreduce_sum`` (the
-    non-blocking request polled with the error channel) on one float32 gradient."""
+def allreduce_times(comm, mpi_comm, params: int, args) -> tuple[float, float, float]:
+    """Seconds of MPI's blocking ``Allreduce``, of deepnet's ``allreduce_sum`` (the
+    non-blocking request polled with the error channel) and of ``allreduce_step`` (what
+    ``fit`` calls: the gradient and the cost together) on one float32 gradient."""
     from mpi4py import MPI
 
     buf = np.ones(params, dtype=np.float32)
+    cost = np.asarray(1.0, dtype=np.float32)
     t_mpi = timed(comm, lambda: mpi_comm.Allreduce(MPI.IN_PLACE, buf), args.min_seconds,
                   args.pause)
-    t_dn = timed(comm, lambda: comm.allreduce_sum(buf), args.min_seconds, args.pause)
-    return t_mpi, t_dn
+    t_sum = timed(comm, lambda: comm.allreduce_sum(buf), args.min_seconds, args.pause)
+    t_step = timed(comm, lambda: comm.allreduce_step({}, buf, cost), args.min_seconds,
+                   args.pause)
+    return t_mpi, t_sum, t_step
 
 
 def step_seconds(n: int, b: int, threads: int, min_seconds: float) -> float:
@@ -195,11 +200,11 @@ def main(argv: list[str] | None = None) -> int:
             t = ping_pong(comm, mpi_comm, size, args.min_seconds, args.pause)
             result["ping"].setdefault(str(size), []).append(t)
         for n in args.widths:
-            t_mpi, t_dn = allreduce_pair(comm, mpi_comm, params_of(n), args)
-            entry = result["allreduce"].setdefault(str(n), {"params": params_of(n),
-                                                            "mpi": [], "deepnet": []})
-            entry["mpi"].append(t_mpi)
-            entry["deepnet"].append(t_dn)
+            times = allreduce_times(comm, mpi_comm, params_of(n), args)
+            entry = result["allreduce"].setdefault(
+                str(n), {"params": params_of(n), "mpi": [], "deepnet": [], "step": []})
+            for key, t in zip(("mpi", "deepnet", "step"), times):
+                entry[key].append(t)
         for n, b in steps:  # rank 0 computes; the others sleep in a barrier
             for threads in (1, 2):
                 if comm.is_root:

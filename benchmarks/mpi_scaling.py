@@ -60,7 +60,7 @@ def worker(args: argparse.Namespace) -> int:
         net = dn.DeepNet([784, 256, 256, 10], output="softmax", seed=0, dtype="float32")
         history = net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
                           optimizer="adam", learning_rate=1e-3, seed=0, progress=False,
-                          train_accuracy=False, comm=comm)
+                          train_metrics=False, comm=comm)
     if comm.is_root:
         print("RESULT " + json.dumps({"epoch_seconds": history.time, "ranks": comm.size,
                                       "cost": history.cost}), flush=True)
