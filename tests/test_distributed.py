@@ -279,10 +279,11 @@ def test_allreduce_step_sums_the_gradients_and_the_cost_on_every_backend(backend
     assert float(J) == 1.5  # J itself is left alone
     for k, v in host.items():
         assert backend.owns(grads[k]) and np.array_equal(dn.to_numpy(grads[k]), 2 * v)
-    flat_host = rng.standard_normal(9)
-    flat = backend.asarray(flat_host.copy(), dtype)
-    assert float(comm.allreduce_step({}, flat, J)) == 3.0  # the one flat buffer
-    assert np.array_equal(dn.to_numpy(flat), 2 * flat_host)
+    for size in (9, 100_000):  # packed with J; or (NumPy, CPU tensors) summed in place
+        flat_host = rng.standard_normal(size)
+        flat = backend.asarray(flat_host.copy(), dtype)
+        assert float(comm.allreduce_step({}, flat, J)) == 3.0  # the one flat buffer
+        assert np.array_equal(dn.to_numpy(flat), 2 * flat_host)
 
 
 def test_a_fit_with_the_single_process_communicator_is_the_plain_fit(backend, rng):

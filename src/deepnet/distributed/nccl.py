@@ -45,9 +45,9 @@ class NCCLCommunicator(MPICommunicator):
               and str(x.dtype) in self._types)
         return x if ok else None
 
-    def _start_native(self, x: Array) -> Any:
+    def _start_in_place(self, x: Array) -> Any:
         if self._native(x) is None:
-            return super()._start_native(x)
+            return super()._start_in_place(x)
         stream = self._cupy.cuda.get_current_stream()
         self._nccl.allReduce(x.data.ptr, x.data.ptr, x.size, self._types[str(x.dtype)],
                              self._nccl_mod.NCCL_SUM, stream.ptr)

@@ -96,10 +96,10 @@ class TorchCommunicator(Communicator):
             return x
         return None
 
-    def _start_native(self, x: Array) -> Any:
+    def _start_in_place(self, x: Array) -> Any:
         t = self._native(x)
         if t is None:
-            return super()._start_native(x)
+            return super()._start_in_place(x)
         return self._dist.all_reduce(t, async_op=True), None
 
     def broadcast(self, x: Array, root: int = 0) -> Array:
