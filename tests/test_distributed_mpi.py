@@ -251,6 +251,28 @@ def test_train_under_mpiexec_prints_and_writes_from_rank_0_only(tmp_path):
     assert dn.load(ckpt, backend="numpy").history.epochs == 2
 
 
+def test_ctrl_c_stops_train_under_mpiexec_and_rank_0_keeps_the_epochs(tmp_path):
+    ckpt = tmp_path / "model.npz"
+    proc = subprocess.Popen(
+        [MPIEXEC, "-n", "2", sys.executable, "-m", "deepnet.cli", "train", "--epochs", "100000",
+         "--layers", "64,16,10", "--batch-size", "32", "--no-progress", "--no-plot",
+         "--checkpoint", str(ckpt)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=environment(), cwd=tmp_path)
+    time.sleep(6)  # start-up, then some epochs
+    proc.send_signal(signal.SIGINT)  # mpiexec forwards it to every rank, as Ctrl-C does
+    try:
+        out, err = proc.communicate(timeout=LIMIT)
+    except subprocess.TimeoutExpired:
+        for pid in [*_descendants(proc.pid), proc.pid]:
+            os.kill(pid, signal.SIGKILL)
+        pytest.fail("deepnet train under mpiexec did not stop after Ctrl-C")
+    assert proc.returncode == 130 and "Traceback" not in err, out + err
+    said = [line for line in err.splitlines() if line.startswith("interrupted")]
+    assert len(said) == 1, err  # rank 0 alone
+    if "saved them to" in said[0]:
+        assert dn.load(ckpt, backend="numpy").history.epochs >= 1
+
+
 def test_train_under_mpiexec_reports_a_user_error_once(tmp_path):
     code, out, err, _ = run([MPIEXEC, "-n", "2", sys.executable, "-m", "deepnet.cli", "train",
                              "--layers", "3,4,10", "--epochs", "1"], cwd=tmp_path)
