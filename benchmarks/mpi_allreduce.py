@@ -12,6 +12,7 @@ It writes ``allreduce.json`` (machine, versions, every raw sample); then
 
 Measured, in interleaved rounds (``--rounds``, medians and IQR over rounds):
 
+- **the reduction**: ``a += b`` on one core, per byte (``γ``: the model's compute term);
 - **ping-pong** between ranks 0 and 1 (``Send``/``Recv``), 8 B to 64 MiB: half the round
   trip. Latency ``α`` is the 8-byte time, bandwidth ``β`` the large-message slope;
 - **all-reduce** of the flat float32 gradient of ``[n, n, n, n, n, 1]``
@@ -94,6 +95,24 @@ def ping_pong(comm, mpi_comm, size: int, min_seconds: float, pause: float) -> fl
             mpi_comm.Send(buf, dest=0, tag=3)
 
     return timed(comm, exchange, min_seconds, pause) / 2
+
+
+def add_seconds_per_byte(min_seconds: float, pause: float) -> float:
+    """The reduction's own cost ``γ`` on one core: ``a += b`` on float32 arrays of 64 MiB,
+    per byte of ``a`` (what a rank adds up while it all-reduces)."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.ones(2**24, dtype=np.float32)
+    b = np.ones(2**24, dtype=np.float32)
+    time.sleep(pause)
+    with threadpool_limits(1):
+        np.add(a, b, out=a)
+        reps, t0 = 0, time.perf_counter()
+        while True:
+            np.add(a, b, out=a)
+            reps += 1
+            if time.perf_counter() - t0 >= min_seconds:
+                return (time.perf_counter() - t0) / reps / a.nbytes
 
 
 def allreduce_times(comm, mpi_comm, params: int, args) -> tuple[float, float, float]:
@@ -192,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": machine(), "ranks": comm.size, "rounds": args.rounds,
               "command": f"mpiexec -n {comm.size} python benchmarks/mpi_allreduce.py "
               + " ".join(argv if argv is not None else sys.argv[1:]),
-              "ping": {}, "allreduce": {}, "step": {}}
+              "ping": {}, "allreduce": {}, "step": {}, "add_per_byte": []}
     steps = [(n, b) for n in args.widths for b in args.batches
              if flops_of(n, b) <= args.max_flops]
     for rnd in range(args.rounds):
@@ -205,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                 str(n), {"params": params_of(n), "mpi": [], "deepnet": [], "step": []})
             for key, t in zip(("mpi", "deepnet", "step"), times):
                 entry[key].append(t)
+        if comm.is_root:
+            result["add_per_byte"].append(add_seconds_per_byte(args.min_seconds, args.pause))
+        idle_wait(mpi_comm)
         for n, b in steps:  # rank 0 computes; the others sleep in a barrier
             for threads in (1, 2):
                 if comm.is_root:
