@@ -14,8 +14,8 @@ model leaves out: without it, the model predicted half of the measured K = 2 all
 here (the tables show both). GPUs add at their memory bandwidth: ``γ = 0`` for NVLink.
 
 ``T_1(b)`` is the single-rank step measured with one BLAS thread (one core per rank),
-interpolated and extrapolated per width with ``t = t0 + c·b`` (a least-squares fit in
-relative error over the measured batch sizes). ``α`` and ``β`` of shared memory are
+fitted per width as ``t = t0 + c·b`` (least squares in relative error over the measured
+batch sizes; see :class:`StepModel`). ``α`` and ``β`` of shared memory are
 measured here (ping-pong); the other interconnects' are stated assumptions. Data
 parallelism *pays* at ``(n, B)`` when some ``K > 1`` has ``T_K(B) < T_1(B)``; the tables
 give the best ``K`` and its speedup. Everything the model leaves out makes it
@@ -78,8 +78,10 @@ def flops_per_example(n: int) -> float:
 
 
 class StepModel:
-    """``T_1(n, b)`` from the measured 1-thread steps: the measured median where there is
-    one, else ``t0 + c·b``. Widths measured at 3 or more batch sizes get their own
+    """``T_1(n, b) = t0 + c·b`` fitted to the measured 1-thread steps (the fit even where a
+    point was measured, so that the model is smooth in ``b``: a noisy sample does not
+    make one batch size look better than its neighbours). Widths measured at 3 or more
+    batch sizes get their own
     least-squares fit (in relative error, ``c ≥ 0``); the others (the widest, measured at
     small batches only) take ``c`` from the nearest such width, scaled by the flops per
     example, and ``t0`` from their smallest measured batch."""
@@ -113,8 +115,6 @@ class StepModel:
             self.source[n] = f"c from n = {near} × flops ratio"
 
     def __call__(self, n: int, b: float) -> float:
-        if (n, b) in self.measured:
-            return self.measured[(n, b)]
         t0, c = self.fits[n]
         return t0 + c * b
 
@@ -136,6 +136,22 @@ def best_k(model: StepModel, n: int, B: int, alpha: float, beta: float,
              for K in KS if K <= min(B, max_k)}
     K = min(times, key=times.get)
     return K, t1 / times[K]
+
+
+def efficient_k(model: StepModel, n: int, B: int, alpha: float, beta: float,
+                gamma: float, max_k: int = KS[-1]) -> tuple[int, float]:
+    """The largest K (≤ B, ≤ ``max_k``) whose speedup is at least K/2 (efficiency ≥ 50 %),
+    and that speedup; ``(1, 1.0)`` when no K > 1 reaches it."""
+    nbytes = 4.0 * (4 * n * n + 5 * n + 1)
+    t1 = model(n, B)
+    best = (1, 1.0)
+    for K in KS[1:]:
+        if K > min(B, max_k):
+            break
+        speedup = t1 / (model(n, B / K) + ring(K, nbytes, alpha, beta, gamma))
+        if speedup >= K / 2:
+            best = (K, speedup)
+    return best
 
 
 def two_pay_from(model: StepModel, n: int, alpha: float, beta: float, gamma: float) -> str:
@@ -182,11 +198,13 @@ def report(data: dict) -> str:
         ratio = float(np.median(np.asarray(e["step"]) / np.asarray(e["mpi"])))
         pred = ring(2, 4.0 * e["params"], alpha, beta)
         full = ring(2, 4.0 * e["params"], alpha, beta, gamma)
-        step = model(n, 256)
+        step = model.measured.get((n, 256), model(n, 256))
+        fitted = "" if (n, 256) in model.measured else " (fit)"
         out.append(f"| {n} | {e['params']:,} | {fmt_time(t_mpi)} ± {iqr_mpi:.0%} | "
                    f"{fmt_time(t_dn)} ± {iqr_dn:.0%} | {fmt_time(t_st)} ± {iqr_st:.0%} | "
                    f"{ratio:.2f} | {fmt_time(pred)} | {t_mpi / pred:.2f} | {fmt_time(full)} | "
-                   f"{t_mpi / full:.2f} | {fmt_time(step)} | {t_st / step:.2f} |")
+                   f"{t_mpi / full:.2f} | {fmt_time(step)}{fitted} | "
+                   f"{t_st / step:.2f} |")
     out += ["", "**One rank's step** (`train_step`, NumPy float32, Adam; median over rounds; "
             "1 and 2 BLAS threads; `fit` = the model's `t0 + c·b` at that point):", "",
             "| n | b | 1 thread | 2 threads | fit (1 thread) | fit from |",
@@ -248,6 +266,19 @@ def report(data: dict) -> str:
             cells = []
             for B in GLOBAL_BATCHES:
                 K, speedup = best_k(model, n, B, a, b, gammas[name], max_k)
+                cells.append("1" if K == 1 else f"{K}: {speedup:.3g}×")
+            out.append(f"| {n} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += ["And the largest K at which the ranks still work at 50 % efficiency or more "
+            "(speedup ≥ K/2), as `K: speedup`:", ""]
+    for name, a, b, _ in cpu_links:
+        max_k = SHARED_MEMORY_MAX_K if name.startswith("shared") else KS[-1]
+        out += [f"*{name}*", "", "| n | " + " | ".join(f"B = {B}" for B in GLOBAL_BATCHES) + " |",
+                "| ---: |" + " ---: |" * len(GLOBAL_BATCHES)]
+        for n in widths:
+            cells = []
+            for B in GLOBAL_BATCHES:
+                K, speedup = efficient_k(model, n, B, a, b, gammas[name], max_k)
                 cells.append("1" if K == 1 else f"{K}: {speedup:.3g}×")
             out.append(f"| {n} | " + " | ".join(cells) + " |")
         out.append("")
