@@ -97,16 +97,23 @@ class StepModel:
         widths = sorted({n for n, _ in self.measured})
         points = {n: sorted((b, t) for (m, b), t in self.measured.items() if m == n)
                   for n in widths}
-        for n in widths:
-            if len(points[n]) >= 3:
-                bs, ts = (np.asarray(v, dtype=float) for v in zip(*points[n]))
-                c, t0 = np.polyfit(bs, ts, 1, w=1.0 / ts)
-                if c > 0:
-                    self.fits[n] = (max(float(t0), 0.0), float(c))
-                    self.source[n] = f"fit over {len(bs)} batch sizes"
+        for least in (3, 2):  # 2 only when no width has 3 (a smoke run)
+            for n in widths:
+                if len(points[n]) >= least:
+                    bs, ts = (np.asarray(v, dtype=float) for v in zip(*points[n]))
+                    c, t0 = np.polyfit(bs, ts, 1, w=1.0 / ts)
+                    if c > 0:
+                        self.fits[n] = (max(float(t0), 0.0), float(c))
+                        self.source[n] = f"fit over {len(bs)} batch sizes"
+            if self.fits:
+                break
         fitted = sorted(self.fits)
         for n in widths:
-            if n in self.fits or not fitted:
+            if n in self.fits:
+                continue
+            if not fitted:  # nothing to borrow from: proportional to b
+                b0, t_b0 = points[n][-1]
+                self.fits[n], self.source[n] = (0.0, t_b0 / b0), "t / b"
                 continue
             near = min(fitted, key=lambda m: abs(np.log(m / n)))
             c = self.fits[near][1] * flops_per_example(n) / flops_per_example(near)
