@@ -39,3 +39,16 @@ def benchmarks(session: nox.Session) -> None:
     """The pytest-benchmark suite (CPU-sized points)."""
     _install(session, "test,bench")
     session.run("python", "-m", "pytest", "benchmarks", "-m", "not large", *session.posargs)
+
+
+@nox.session(python=False)
+def gpu_dry_run(session: nox.Session) -> None:
+    """benchmarks/gpu.sh end to end on the CPU, in the current environment."""
+    session.run("bash", "benchmarks/gpu.sh", "--dry-run", external=True)
+
+
+@nox.session
+def tests_without_torch(session: nox.Session) -> None:
+    """The suite where torch is not installed: every use of torch must skip."""
+    session.install("-e", ".", "pytest", "hypothesis", "array-api-strict")
+    session.run("python", "-m", "pytest", "-q", *session.posargs)

@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import math
 import os
-import time
 
 import numpy as np
 import pytest
 
 import deepnet as dn
 from deepnet import bench
+from deepnet.bench.timing import SystemClock, wait_idle
 
 WIDTHS = (64, 256, 1024, 4096)
 BATCHES = (64, 512, 4096)
 ALL_TARGETS = ("numpy", "array_api_strict", "torch", "torch:cuda", "cupy")
 KINDS = ("forward", "backward", "step", "floor")
-PAUSE = 0.2  # seconds for other libraries' thread pools to go idle before timing
+PAUSE = 0.2  # seconds at most for other libraries' thread pools to go idle before timing
 
 
 def _targets() -> list[str]:
@@ -77,14 +77,15 @@ def _load(target: str) -> dn.backend.Backend:
 
 
 def _run(benchmark, case: bench.Case, n: int, m: int, dtype: str):
-    """Warm up, let the pools go idle, time ``case`` (synchronized); its last result."""
+    """Warm up, wait for the pools to go idle, time ``case`` (synchronized); its last
+    result."""
     benchmark.group = f"{dtype} n={n} m={m}"
     flops = bench.step_flops(bench.layer_dims(n), m)
     benchmark.extra_info.update(target=case.target, case=case.kind, n=n, m=m, dtype=dtype,
                                 step_flops=flops)
     if not benchmark.disabled:
         case()
-        time.sleep(PAUSE)
+        wait_idle(SystemClock(), PAUSE)
     result = benchmark(case)
     if benchmark.stats is not None:
         benchmark.extra_info["step_gflops_at_min"] = flops / benchmark.stats.stats.min / 1e9

@@ -26,6 +26,7 @@ def _run(*args, cwd):
 def test_train_end_to_end_in_a_subprocess(tmp_path):
     pytest.importorskip("sklearn")
     ckpt, png = tmp_path / "out" / "tiny.npz", tmp_path / "tiny.png"
+    ckpt.parent.mkdir()  # the command creates only its own default directory, runs/
     proc = _run(sys.executable, "-m", "deepnet.cli", "train", *TINY, "--checkpoint", str(ckpt),
                 "--plot", str(png), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -154,3 +155,21 @@ def test_default_network_reaches_96_percent_on_digits(tmp_path, capsys):
     test_acc = float(np.mean(dn.to_numpy(net.predict(d.X_test)) == d.y_test))
     assert test_acc >= 0.96, out
     assert f"test accuracy {test_acc:.4f}" in out
+
+
+def test_one_rule_for_missing_directories_in_the_cli_and_in_save(tmp_path, capsys,
+                                                                 monkeypatch):
+    """A directory in a path the user gives must exist, for DeepNet.save and for the
+    command alike (a typo should not scatter files); the command creates only runs/."""
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "no" / "such" / "model.npz"
+    with pytest.raises(dn.CheckpointError, match=r"does not exist.*create it first"):
+        dn.DeepNet([2, 1], backend="numpy").save(missing)
+    code = cli.main(["train", "--dataset", "moons", "--epochs", "1", "--no-progress",
+                     "--checkpoint", str(missing)])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not exist" in err and "create it first" in err, err
+    assert not (tmp_path / "no").exists() and not (tmp_path / "runs").exists()
+    assert cli.main(["train", "--dataset", "moons", "--epochs", "1", "--no-progress",
+                     "--no-plot"]) == 0
+    assert (tmp_path / "runs" / "moons.npz").is_file()

@@ -44,10 +44,10 @@ def test_load_digits_other_splits():
         datasets.load_digits(seed="zero")
 
 
-def test_load_digits_without_scikit_learn_names_the_extra(monkeypatch):
+def test_load_digits_without_scikit_learn_names_the_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(datasets.MissingDependencyError, match=r"deepnet\[examples\]") as info:
+    with pytest.raises(datasets.MissingDependencyError, match=r"pip install scikit-learn") as info:
         datasets.load_digits()
     assert isinstance(info.value, ImportError) and isinstance(info.value, dn.DeepNetError)
 

@@ -10,12 +10,10 @@ test_distributed_torch.py (torch.distributed with gloo).
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
@@ -296,35 +294,35 @@ def test_a_fit_with_the_single_process_communicator_is_the_plain_fit(backend, rn
         assert np.array_equal(dn.to_numpy(nets[1].params[key]), dn.to_numpy(value))
 
 
-# -- the command's session ---------------------------------
+# -- a command's start ----------------------------------------------------------------------------
 
 
-def test_command_session_without_a_launcher_changes_nothing(fresh):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        with dn.distributed.command_session("train") as comm:
-            print("visible")
-    assert comm.size == 1 and out.getvalue() == "visible\n" and err.getvalue() == ""
+def test_start_command_without_a_launcher_changes_nothing(fresh, capsys):
+    comm = dn.distributed.start_command("train")
+    print("visible")
+    assert comm.size == 1 and capsys.readouterr() == ("visible\n", "")
 
 
-def test_command_session_silences_other_ranks_and_tells_them_of_errors(fresh, monkeypatch):
+@pytest.mark.parametrize("rank", [0, 1])
+def test_start_command_lets_rank_0_alone_print(fresh, monkeypatch, capsys, rank):
     comm = Scripted(size=2, ready_after=0)
-    comm.rank = 1
+    comm.rank = rank
     monkeypatch.setattr(launch, "init", lambda *a, **k: comm)
-    out = io.StringIO()
-    with redirect_stdout(out), pytest.raises(ShapeError):
-        with dn.distributed.command_session("train"):
-            print("not shown")
-            print("nor this", file=sys.stderr)
-            raise ShapeError("bad X on rank 1")
-    assert out.getvalue() == ""
-    record = protocol.decode_error(comm.posted[0], 2)
-    assert isinstance(record, ShapeError) and "on rank 1 of 2: bad X on rank 1" in str(record)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # put back after the test
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    assert dn.distributed.start_command("train") is comm
+    print("on stdout")
+    print("on stderr", file=sys.stderr)
+    out, err = capsys.readouterr()
+    if rank == 0:
+        assert out == "on stdout\n" and err == "deepnet train: 2 ranks over scripted\non stderr\n"
+    else:
+        assert out == err == ""
 
 
-def test_command_session_reports_a_communicator_it_cannot_make(fresh, monkeypatch, capsys):
+def test_start_command_reports_a_communicator_it_cannot_make(fresh, monkeypatch, capsys):
     monkeypatch.setenv("DEEPNET_COMM", "bogus")
-    with pytest.raises(SystemExit) as info, dn.distributed.command_session("train"):
-        pass
+    with pytest.raises(SystemExit) as info:
+        dn.distributed.start_command("train")
     assert info.value.code == 2
     assert capsys.readouterr().err.strip().startswith("deepnet train: error: DEEPNET_COMM=")

@@ -568,3 +568,81 @@ def test_epoch_snapshots_reuse_their_buffers_and_still_restore_the_best(backend)
     best = seen[history.best_epoch]
     for key, value in net.params.items():
         np.testing.assert_array_equal(dn.to_numpy(value), best[key])
+
+
+# -- what a failed fit leaves ----------------------------------------------------------------
+
+
+def test_a_failed_fit_leaves_history_and_rngs_as_after_the_last_completed_epoch(
+        backend, monkeypatch):
+    X, y = _blobs(40, seed=8)
+    kwargs = {"batch_size": 8, "optimizer": "adam", "learning_rate": 0.01, "progress": False}
+
+    def make():
+        return dn.DeepNet([4, 5, 3], output="softmax", dtype="float64", backend=backend,
+                          keep_prob=0.7, seed=2)
+
+    net = make()
+    first = net.fit(X, y, epochs=2, **kwargs)
+    after_two = net._rng.bit_generator.state
+
+    def boom(net, epoch, logs):
+        raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):  # after epoch 1 completed
+        net.fit(X, y, epochs=3, callbacks=[boom], **kwargs)
+    assert net.history.epochs == 1  # the epoch that completed before the callback raised
+
+    twin = make()
+    twin.fit(X, y, epochs=2, **kwargs)
+    assert twin._rng.bit_generator.state == after_two
+    real, calls = loop.step, []
+
+    def failing(*args, **kw):  # the third step of the next fit's first epoch fails
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(loop, "step", failing)
+    with pytest.raises(KeyboardInterrupt):
+        twin.fit(X, y, epochs=3, seed=None, **kwargs)
+    assert twin.history.cost == first.cost  # no epoch completed: the history it had
+    assert twin._rng.bit_generator.state == after_two  # the failed epoch's draws undone
+
+
+def test_validation_data_that_overflows_is_reported_not_early_stopped():
+    X, y = _blobs(40, seed=8)
+    net = dn.DeepNet([4, 5, 3], output="softmax", dtype="float32", backend="numpy")
+    huge = X[:, :10] * 5e37  # finite in float32, but the activations overflow
+    with pytest.raises(dn.DivergenceError, match=r"validation cost became .*X_val far "
+                       r"larger than X"):
+        net.fit(X, y, epochs=5, validation=(huge, y[:10]), early_stopping=2,
+                progress=False)
+    assert net.history is None
+
+
+def test_divergence_advice_names_the_real_cause():
+    X, y = _blobs(40, seed=8)
+    net = dn.DeepNet([4, 5, 3], output="softmax", l2=1e308, backend="numpy")
+    with pytest.raises(dn.DivergenceError, match=r"l2 = 1e\+308 is too large"):
+        net.fit(X, y, epochs=2, progress=False)
+    poisoned = dn.DeepNet([4, 5, 3], output="softmax", backend="numpy")
+    poisoned.params["W1"][0, 0] = np.nan  # an in-place write skips the checks
+    with pytest.raises(dn.InputError, match="hold NaN or inf before training"):
+        poisoned.fit(X, y, epochs=2, progress=False)
+
+
+def test_a_fit_too_large_for_memory_is_refused_before_any_copy(monkeypatch):
+    from deepnet import memory
+
+    X, y = _blobs(400, seed=1)
+    net = dn.DeepNet([4, 64, 3], output="softmax", backend="numpy")
+    before = {k: dn.to_numpy(v).copy() for k, v in net.params.items()}
+    monkeypatch.setattr(memory, "available_host_memory", lambda: 200_000)  # bytes
+    with pytest.raises(dn.InputError, match=r"use smaller batches, or pass X as a memory"):
+        net.fit(X, y, epochs=1, batch_size=None, progress=False)
+    assert net.history is None
+    for k, v in net.params.items():
+        np.testing.assert_array_equal(dn.to_numpy(v), before[k])
+    net.fit(X, y, epochs=1, batch_size=8, progress=False)  # small batches fit

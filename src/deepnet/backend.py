@@ -10,11 +10,22 @@ Environment variables (read when a default backend is asked for):
 ``DEEPNET_BACKEND``  ``numpy`` (default) | ``cupy`` | ``torch`` | ``array_api_strict``
 ``DEEPNET_DEVICE``   e.g. ``cuda:1`` (torch), ``1`` (cupy), ``device1`` (array_api_strict)
 ``DEEPNET_DTYPE``    ``float32`` (default) | ``float64``
+
+Names, devices and dtypes are normalised once, here, whether they come from these
+variables or from arguments: case and surrounding spaces do not matter (a variable that
+is empty or only spaces is unset), and each device
+has one canonical name (torch's ``cpu:0`` is ``cpu``, ``cuda`` is the current
+``cuda:N``), so one device is always one ``Backend`` object.
+
+The default backend is, in order: the innermost :func:`use_backend` block of the current
+thread or asyncio task (a ``contextvars`` variable: blocks in other threads or tasks do not
+leak in), else the process default of :func:`set_backend`, else the variables above.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import os
 import threading
@@ -32,11 +43,13 @@ Array = Any  # any array of a standard-conforming library
 BACKEND_NAMES = ("numpy", "cupy", "torch", "array_api_strict")
 DTYPE_NAMES = ("float32", "float64")
 
+# The real packages: "deepnet" on PyPI is an unrelated project, so no hint names an extra
+# of it (in a clone, the extras of pyproject.toml install the same packages).
 _INSTALL_HINT = {
     "numpy": "pip install numpy",
-    "cupy": "pip install 'deepnet[cuda12]' (CUDA 12) or 'deepnet[cuda13]' (CUDA 13)",
-    "torch": "pip install 'deepnet[torch]'",
-    "array_api_strict": "pip install 'deepnet[strict]'",
+    "cupy": "pip install cupy-cuda12x (CUDA 12) or pip install cupy-cuda13x (CUDA 13)",
+    "torch": "pip install torch",
+    "array_api_strict": "pip install array-api-strict",
 }
 
 
@@ -95,8 +108,9 @@ class Backend:
             if not _same_device(x.device, self.device):
                 raise InputError(
                     f"{what} is on device {device_label(x.device)!r} but the network is on "
-                    f"{self.label!r}; move it first (x.to_device(...), or dn.to_numpy(x)) "
-                    f"or move the network with net.to({self.name!r}, device=...)"
+                    f"{self.label!r}; move it first ({_move_hint(self)}, or dn.to_numpy(x) "
+                    f"for a host copy) or move the network with net.to({self.name!r}, "
+                    "device=...)"
                 )
             _check_dtype_kind(_dtype_kind(xp, x.dtype), x.dtype, what)
             if getattr(x, "requires_grad", False):  # a torch tensor autograd tracks
@@ -142,6 +156,18 @@ class Backend:
         return out
 
     # -- device work -------------------------------------------------------------------
+    def activate(self) -> contextlib.AbstractContextManager:
+        """A context in which this backend's device is the current one.
+
+        CuPy runs every kernel on the thread's *current* device, whatever device its
+        arrays live on; torch and NumPy follow the arrays. So for CuPy this is
+        ``cupy.cuda.Device(n)`` (the previous device is current again afterwards), for
+        the others a no-op.
+        """
+        if self.name == "cupy":
+            return self.lib.cuda.Device(self.device.id)
+        return contextlib.nullcontext()
+
     def synchronize(self) -> None:
         """Wait until the device has finished all queued work (no-op on the CPU)."""
         if self._sync is not None:
@@ -179,7 +205,7 @@ def _import(module: str, backend: str) -> ModuleType:
 
 
 def _load_numpy(device: str | None) -> Backend:
-    if device not in (None, "", "cpu"):
+    if device is not None and device.lower() not in ("", "cpu"):
         raise BackendError(f"backend 'numpy' runs on the CPU only; got device {device!r}")
     from array_api_compat import numpy as xp
 
@@ -191,7 +217,7 @@ def _load_torch(device: str | None) -> Backend:
     from array_api_compat import torch as xp
 
     try:
-        dev = torch.device(device or "cpu")
+        dev = torch.device((device or "cpu").lower())
     except (RuntimeError, TypeError) as exc:
         raise BackendError(
             f"DEEPNET_DEVICE={device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'"
@@ -212,14 +238,15 @@ def _load_torch(device: str | None) -> Backend:
         if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
         sync = lambda: torch.cuda.synchronize(dev)  # noqa: E731
-    elif dev.type != "cpu":
+    elif dev.type == "cpu":
+        dev = torch.device("cpu")  # "cpu:0" names the same device, and tensors say "cpu"
+    else:
         raise BackendError(f"torch device {device!r}: deepnet supports 'cpu' and 'cuda[:N]'")
     return Backend("torch", xp, dev, torch, sync)
 
 
 def _load_cupy(device: str | None) -> Backend:
     cupy = _import("cupy", "cupy")
-    from array_api_compat import cupy as xp
 
     try:
         count = cupy.cuda.runtime.getDeviceCount()
@@ -230,18 +257,73 @@ def _load_cupy(device: str | None) -> Backend:
         ) from exc
     if count == 0:
         raise BackendError("backend 'cupy' needs a CUDA device, and this machine has none")
-    text = (device or "0").removeprefix("cuda:")
+    text = (device or "0").lower().removeprefix("cuda:")
     if not text.isdigit() or int(text) >= count:
         raise BackendError(
             f"cupy device {device!r}: expected an index 0..{count - 1} (e.g. DEEPNET_DEVICE=1)"
         )
     dev = cupy.cuda.Device(int(text))
-    return Backend("cupy", xp, dev, cupy, dev.synchronize)
+    return Backend("cupy", _cupy_namespace(), dev, cupy, dev.synchronize)
+
+
+_CUPY_CREATION = ("arange", "asarray", "empty", "eye", "full", "linspace", "ones", "zeros")
+_CUPY_LIKE = ("empty_like", "full_like", "ones_like", "zeros_like")
+_cupy_xp: dict[ModuleType, ModuleType] = {}  # the namespace below, one per cupy module
+
+
+def _cupy_namespace() -> ModuleType:
+    """``array_api_compat.cupy`` with creation functions that honour ``device=``.
+
+    CuPy allocates on the thread's current device, and array-api-compat's creation
+    functions (``asarray`` aside) drop ``device=``. Here each one first makes the device
+    asked for current, as ``cupy.cuda.Device(n).use()``, and leaves it current: after
+    deepnet has created an array on device ``n``, the kernels that follow run on ``n``,
+    where their operands live. ``*_like`` functions default to the device of ``x``, as
+    the standard says. A training step also runs inside ``Backend.activate()``.
+    """
+    import cupy
+
+    if cupy in _cupy_xp:
+        return _cupy_xp[cupy]
+    import functools
+
+    from array_api_compat import cupy as compat
+
+    def use(device: Any) -> None:
+        if device is not None:
+            cupy.cuda.Device(device).use()
+
+    def creation(f: Any) -> Any:
+        @functools.wraps(f)
+        def create(*args: Any, device: Any = None, **kwargs: Any) -> Any:
+            use(device)
+            return f(*args, device=device, **kwargs)
+
+        return create
+
+    def like(f: Any) -> Any:
+        @functools.wraps(f)
+        def create(x: Any, /, *args: Any, device: Any = None, **kwargs: Any) -> Any:
+            use(x.device if device is None else device)
+            return f(x, *args, **kwargs)
+
+        return create
+
+    xp = ModuleType(compat.__name__, compat.__doc__)
+    xp.__dict__.update({k: v for k, v in vars(compat).items() if not k.startswith("__")})
+    for name in _CUPY_CREATION:
+        setattr(xp, name, creation(getattr(compat, name)))
+    for name in _CUPY_LIKE:
+        setattr(xp, name, like(getattr(compat, name)))
+    _cupy_xp[cupy] = xp
+    return xp
 
 
 def _load_strict(device: str | None) -> Backend:
     xp = _import("array_api_strict", "array_api_strict")
-    name = device or "CPU_DEVICE"
+    canonical = {"cpu_device": "CPU_DEVICE", "cpu": "CPU_DEVICE", "device1": "device1",
+                 "device2": "device2"}
+    name = canonical.get((device or "CPU_DEVICE").lower(), device)
     try:
         dev = xp.Device(name)
     except ValueError as exc:
@@ -262,18 +344,25 @@ _LOADERS = {
 # the default backend: environment variables, set_backend and use_backend
 
 _cache: dict[tuple[str, str | None], Backend] = {}
+# one Backend per (library, canonical device label): "cpu:0" and "cpu" load the same one
+_canonical: dict[tuple[str, str], Backend] = {}
 _lock = threading.Lock()
-# (name, device, from_set_backend): set_backend's choice at the bottom (at most one),
-# then the use_backend blocks, innermost last
-_override: list[tuple[str, str | None, bool]] = []
+# set_backend's choice, the process default (a list of at most one Backend)
+_override: list[Backend] = []
+# the use_backend blocks of the current thread or asyncio task, innermost last
+_scoped: contextvars.ContextVar[tuple[Backend, ...]] = contextvars.ContextVar(
+    "deepnet_use_backend", default=()
+)
 
 
 def get_backend(name: str | None = None, device: str | None = None) -> Backend:
     """The backend called ``name`` on ``device``.
 
-    With no ``name``, the default: the innermost :func:`use_backend` or the last
-    :func:`set_backend`, else ``DEEPNET_BACKEND`` and ``DEEPNET_DEVICE``.
+    With no ``name``, the default: the innermost :func:`use_backend` of this thread or
+    asyncio task, else the last :func:`set_backend`, else ``DEEPNET_BACKEND`` and
+    ``DEEPNET_DEVICE``.
     """
+    device = _device_text(device)
     if isinstance(name, Backend):
         if device is not None:
             asked = get_backend(name.name, device)
@@ -285,22 +374,48 @@ def get_backend(name: str | None = None, device: str | None = None) -> Backend:
                 )
         return name
     if name is None:
-        if _override:
-            name, dev_default, _ = _override[-1]
-        else:
-            name = os.environ.get("DEEPNET_BACKEND", "") or "numpy"
-            dev_default = os.environ.get("DEEPNET_DEVICE") or None
-            if not isinstance(name, str) or name.strip().lower() not in _LOADERS:
-                raise BackendError(
-                    f"DEEPNET_BACKEND={name!r} is not a backend; valid names: "
-                    f"{', '.join(BACKEND_NAMES)}"
-                )
+        default = _default()
+        if isinstance(default, Backend):
+            return default if device is None else get_backend(default.name, device)
+        name, dev_default = default
         device = device if device is not None else dev_default
-    key = _normalize_name(name), (None if device is None else str(device))
+    key = _normalize_name(name), device
     with _lock:
-        if key not in _cache:
-            _cache[key] = _LOADERS[key[0]](key[1])
-        return _cache[key]
+        backend = _cache.get(key)
+        if backend is None:
+            loaded = _LOADERS[key[0]](key[1])
+            backend = _canonical.setdefault((loaded.name, device_label(loaded.device)), loaded)
+            _cache[key] = backend
+        return backend
+
+
+def _default() -> Backend | tuple[str, str | None]:
+    """The innermost use_backend, set_backend's choice, or the environment's names."""
+    scoped = _scoped.get()
+    if scoped:
+        return scoped[-1]
+    chosen = _override[:1]  # a copy: another thread may call set_backend meanwhile
+    if chosen:
+        return chosen[0]
+    raw = os.environ.get("DEEPNET_BACKEND", "")
+    name = raw.strip().lower() or "numpy"
+    if name not in _LOADERS:
+        raise BackendError(
+            f"DEEPNET_BACKEND={raw!r} is not a backend; valid names: "
+            f"{', '.join(BACKEND_NAMES)}"
+        )
+    return name, _device_text(os.environ.get("DEEPNET_DEVICE"))
+
+
+def _device_text(device: Any) -> str | None:
+    """A device as given (a name, an index, a library's device object) as stripped text;
+    ``None`` (or an empty name) for the library's default device."""
+    if device is None:
+        return None
+    if type(device).__module__.startswith("cupy") and hasattr(device, "id"):
+        device = device.id
+    text = str(device).strip()
+    return text or None
 
 
 def _normalize_name(name: Any) -> str:
@@ -312,43 +427,49 @@ def _normalize_name(name: Any) -> str:
 
 
 def set_backend(name: str, device: str | None = None) -> Backend:
-    """Make ``name`` (on ``device``) the backend new networks are built on.
+    """Make ``name`` (on ``device``) the backend new networks are built on: the process
+    default, seen by every thread and task outside a :func:`use_backend` block.
 
     Inside a :func:`use_backend` block the block's backend still wins until it ends.
     Overrides ``DEEPNET_BACKEND``/``DEEPNET_DEVICE`` for this process; returns the backend
     (loaded now, so a missing library is reported here).
     """
     backend = get_backend(name, device)
-    entry = (backend.name, None if device is None else str(device), True)
     with _lock:
-        if _override and _override[0][2]:
-            _override[0] = entry
-        else:
-            _override.insert(0, entry)
+        _override[:] = [backend]
     return backend
 
 
 @contextlib.contextmanager
 def use_backend(name: str, device: str | None = None) -> Iterator[Backend]:
-    """Within the block, new networks are built on ``name`` (on ``device``)."""
+    """Within the block, new networks are built on ``name`` (on ``device``).
+
+    The choice holds for the current thread or asyncio task only (a ``contextvars``
+    variable): other threads, and tasks not started inside the block, keep theirs. A task
+    created inside the block inherits it, as contextvars do; a thread pool's workers do
+    not (submit ``contextvars.copy_context().run`` to carry it over).
+    """
     backend = get_backend(name, device)
-    entry = (backend.name, None if device is None else str(device), False)
-    with _lock:
-        _override.append(entry)
+    token = _scoped.set((*_scoped.get(), backend))
     try:
         yield backend
     finally:
-        with _lock:
-            _override.reverse()
-            _override.remove(entry)  # this block's entry, whatever set_backend did inside
-            _override.reverse()
+        try:
+            _scoped.reset(token)
+        except ValueError:  # exited in another context than it was entered in
+            stack = list(_scoped.get())
+            if backend in stack:
+                del stack[len(stack) - 1 - stack[::-1].index(backend)]
+            _scoped.set(tuple(stack))
 
 
 def resolve_dtype_name(name: Any = None) -> str:
     """``name``, or ``DEEPNET_DTYPE`` (default ``float32``), checked."""
     source = "dtype"
     if name is None:
-        name, source = os.environ.get("DEEPNET_DTYPE", "") or "float32", "DEEPNET_DTYPE"
+        name, source = os.environ.get("DEEPNET_DTYPE", ""), "DEEPNET_DTYPE"
+        if not name.strip():
+            name = "float32"
     if not isinstance(name, str):
         # a dtype object: np.dtype has .name, np.float64 has __name__, torch.float64 and
         # array_api_strict.float64 print as "<library>.float64"
@@ -358,11 +479,11 @@ def resolve_dtype_name(name: Any = None) -> str:
         if not isinstance(text, str):
             text = str(name)
         name = text.rsplit(".", 1)[-1]
-    if name not in DTYPE_NAMES:
+    if name.strip().lower() not in DTYPE_NAMES:
         raise InputError(
             f"{source}={name!r} is not supported; valid dtypes: {', '.join(DTYPE_NAMES)}"
         )
-    return name
+    return name.strip().lower()
 
 
 # ---------------------------------------------------------------------------------------
@@ -379,6 +500,8 @@ def array_namespace(*arrays: Array) -> ModuleType:
         import array_api_compat
 
         xp = array_api_compat.array_namespace(arrays[0])
+        if _library_of(arrays[0]) == "cupy":
+            xp = _cupy_namespace()
         _NAMESPACE_BY_TYPE[first] = xp
     for other in arrays[1:]:
         if type(other) is not first and not isinstance(other, (int, float)):
@@ -625,6 +748,39 @@ def device_label(device: Any) -> str:
     if text.startswith("array_api_strict.Device("):
         return text[len("array_api_strict.Device(") : -1].strip("'\"")
     return text
+
+
+def _move_hint(backend: Backend) -> str:
+    """How to move an array onto ``backend``'s device, in the words of its library (CuPy's
+    arrays have no ``to_device`` before CuPy 14, torch's have ``.to``)."""
+    dev = device_label(backend.device)
+    if backend.name == "torch":
+        return f"x.to({dev!r})"
+    if backend.name == "cupy":
+        return f"with cupy.cuda.Device({dev}): x = cupy.asarray(x)"
+    if backend.name == "array_api_strict":
+        return f"x.to_device(array_api_strict.Device({dev!r}))"
+    return "numpy.asarray(x)"
+
+
+def free_device_memory(backend: Backend) -> int | None:
+    """Bytes the backend's GPU can still hand out, or ``None`` for a host backend.
+
+    The driver's free memory plus what the library's caching allocator holds unused
+    (CuPy's memory pool, torch's reserved but unallocated blocks), which it hands out
+    first.
+    """
+    lib = backend.lib
+    if backend.name == "cupy" and lib is not None:
+        with lib.cuda.Device(backend.device.id):
+            free, _ = lib.cuda.runtime.memGetInfo()
+        return int(free) + int(lib.get_default_memory_pool().free_bytes())
+    if backend.name == "torch" and lib is not None and backend.device.type == "cuda":
+        free, _ = lib.cuda.mem_get_info(backend.device)
+        cached = lib.cuda.memory_reserved(backend.device) - lib.cuda.memory_allocated(
+            backend.device)
+        return int(free) + int(cached)
+    return None
 
 
 def _same_device(a: Any, b: Any) -> bool:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Iterator, Mapping, Set
 from numbers import Integral, Real
 from typing import Any
 
+from deepnet import memory
 from deepnet.backend import Array, Backend, array_namespace, device_label, host_array
 from deepnet.errors import InputError, ShapeError
 
@@ -21,10 +21,17 @@ MAX_UNITS = 2**31 - 1
 
 
 def positive_int(value: Any, what: str) -> int:
-    """``value`` as an int ≥ 1 (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+    """``value`` as an int ≥ 1 (bools refused; NumPy's timedelta64, which registers as an
+    integer type, too)."""
+    refused = isinstance(value, bool) or not isinstance(value, Integral)
+    if not refused:
+        try:
+            number = int(value)
+        except (TypeError, ValueError, OverflowError):  # NaT, and other "integers"
+            refused = True
+    if refused or number < 1 or number != value:
         raise InputError(f"{what} must be a positive integer; got {_short(value)}")
-    return int(value)
+    return number
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -85,8 +92,17 @@ def layer_dims(dims: Any) -> tuple[int, ...]:
                 f"layer_dims[{i}] = {n} is larger than {MAX_UNITS} (2**31 - 1), the largest "
                 "matrix dimension BLAS and cuBLAS index"
             )
-    _fits_in_memory(dims)
     return dims
+
+
+def output_units(output: str, nL: int) -> None:
+    """A softmax spreads probability over ``nL >= 2`` classes: with one unit its output is
+    always 1, its cost always 0, and nothing would ever be learned."""
+    if output == "softmax" and nL < 2:
+        raise InputError(
+            f"a softmax output needs nL >= 2 units (one per class); got nL = {nL}. For two "
+            "classes with one unit use output='sigmoid'"
+        )
 
 
 def parameter_count(dims: tuple[int, ...]) -> int:
@@ -94,29 +110,13 @@ def parameter_count(dims: tuple[int, ...]) -> int:
     return sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims)))
 
 
-def _physical_memory() -> int | None:
-    """Bytes of RAM on this machine, where the platform says (POSIX); else ``None``."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def _fits_in_memory(dims: tuple[int, ...]) -> None:
-    """Refuse a network whose weights cannot be drawn on this machine at all.
-
-    Every ``W[l]`` is drawn in float64 on the host before it moves to the device, so a
-    matrix larger than the host's RAM can never be made; refusing it here is kinder than
-    a ``MemoryError`` from NumPy's allocator (or the kernel's OOM killer).
-    """
-    ram = _physical_memory()
-    largest = max(dims[l] * dims[l - 1] for l in range(1, len(dims)))
-    if ram is not None and largest * 8 > ram:
-        raise InputError(
-            f"layer_dims {_short(list(dims))} needs a weight matrix of {largest:,} entries "
-            f"({largest * 8 / 2**30:,.1f} GiB to draw in float64 on the host), more than "
-            f"this machine's {ram / 2**30:,.1f} GiB of memory; use smaller layers"
-        )
+def network_memory(dims: tuple[int, ...], dtype_name: str, backend: Backend) -> None:
+    """Refuse (``InputError``) a network whose making would not fit in the memory available
+    now, before anything is allocated (see :mod:`deepnet.memory` for the estimate)."""
+    need = memory.network_peak(dims, dtype_name, backend)
+    n = parameter_count(dims)
+    memory.require(need, backend, f"layer_dims {_short(list(dims))} ({n:,} parameters as "
+                   f"{dtype_name})")
 
 
 @contextlib.contextmanager
@@ -270,6 +270,7 @@ def output_activations(
 
 def caches(
     backend: Backend, caches: Any, *, dims: tuple[int, ...], m: int, dtype: Any,
+    params: Mapping[str, Array] | None = None, AL: Array | None = None,
     what: str = "caches",
 ) -> list:
     """The list of ``L`` caches that ``DeepNet.forward`` made for a batch of ``m`` examples.
@@ -278,6 +279,11 @@ def caches(
     n[l-1])``, ``b (n[l], 1)``, ``Z`` and ``A (n[l], m)`` (``Z`` may be ``None`` below the
     output layer), ``D`` a dropout mask ``(n[l], m)`` or ``None``; every array of the
     network's backend, device and dtype.
+
+    With ``params`` (the network's live parameters) each cache's ``W`` and ``b`` must be
+    those very arrays: caches of another network, or made before ``set_params``, are
+    refused. With ``AL`` (checked) the output layer's cached ``A[L]`` must be it (or equal
+    it): caches of another batch are refused.
     """
     L = len(dims) - 1
     origin = "the list that net.forward(X) returned for the same X"
@@ -328,6 +334,19 @@ def caches(
                 )
         if l == L and D is not None:
             raise InputError(f"{where}: the output layer has no dropout mask; pass {origin}")
+        if params is not None and (W is not params[f"W{l}"] or b is not params[f"b{l}"]):
+            raise InputError(
+                f"{where} holds a W{l} and b{l} that are not this network's parameters: the "
+                "caches come from another network, or from before set_params; pass "
+                f"{origin} of this network"
+            )
+    if AL is not None:
+        cached = caches[-1][0][2]
+        if cached is not AL and not bool(backend.xp.all(cached == AL)):
+            raise InputError(
+                f"AL is not the A[L] that {what} hold: the caches come from another batch "
+                f"(or another AL); pass the AL and the {what} of one net.forward(X) call"
+            )
     return caches
 
 

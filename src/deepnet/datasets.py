@@ -60,7 +60,7 @@ def load_digits(test_size: float = 0.25, seed: int = 0) -> Split:
     except ImportError as exc:
         raise MissingDependencyError(
             "load_digits needs scikit-learn, which bundles the digits images; install it "
-            "with: pip install 'deepnet[examples]'"
+            "with: pip install scikit-learn"
         ) from exc
     bunch = sk_load_digits()
     X = np.asarray(bunch.data, dtype=np.float64) / 16.0  # (1797, 64), pixels 0..16

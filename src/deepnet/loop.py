@@ -159,7 +159,8 @@ class Loop:
             if value is not None:
                 metric_sum = value if metric_sum is None else metric_sum + value
         zero = xp.zeros((), dtype=net.dtype, device=net.backend.device)
-        values = [total, xp.astype(all_finite(net._params, xp), net.dtype),
+        params = {"flat": net._flat} if net._flat is not None else net._params
+        values = [total, xp.astype(all_finite(params, xp), net.dtype),
                   zero if metric_sum is None else metric_sum]
         if self.val is not None:
             loss, val_metric = evaluate_sums(net, self.val, self.eval_chunk)

@@ -10,21 +10,35 @@ before any work starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from deepnet import activations, checks, initializers, layers, losses
+from deepnet import activations, checks, dropout, initializers, layers, losses
 from deepnet.backend import (
     Array,
     Backend,
     get_backend,
     host_rng,
     resolve_dtype_name,
-    to_numpy,
 )
+from deepnet.buffers import Parameters, Workspace, flat_views, parameter_shapes, workspace
 from deepnet.errors import InputError, ShapeError
+from deepnet.hooks import squared_norm
 
 Caches = list  # one (dense_cache, D) per layer; D is the dropout mask or None
+
+
+def on_device(method: Callable) -> Callable:
+    """Run a public method with the network's device current (``Backend.activate``):
+    CuPy runs kernels on the thread's current device, whatever the caller made current."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.backend.activate():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Model:
@@ -84,6 +98,7 @@ class Model:
             raise InputError(f"hidden must be an activation name or a list; got {hidden!r}")
         self.hidden = [activations.get(h, allowed=activations.HIDDEN).name for h in hidden]
         self.output = activations.get(output, allowed=activations.OUTPUT).name
+        checks.output_units(self.output, dims[-1])
         initializers.get(init)
         self.init = init
         self.l2 = checks.real_number(l2, "l2", low=0.0)
@@ -100,6 +115,7 @@ class Model:
         self.reuse_buffers = bool(reuse_buffers)
         self._rng = rng
         self._grads_flat = None  # the workspace gradients, allocated with the first one
+        checks.network_memory(dims, self.dtype_name, self.backend)
         with checks.allocation(dims, self.dtype_name):
             self._adopt(initializers.initialize_parameters(
                 dims, init, rng, self.backend, self.dtype
@@ -167,6 +183,7 @@ class Model:
         """The notes' shapes: ``W[l] (n[l], n[l-1])``, ``b[l] (n[l], 1)``."""
         return parameter_shapes(self.layer_dims)
 
+    @on_device
     def set_params(self, params: Mapping[str, Any]) -> None:
         """Replace every parameter; arrays of any library, checked before any is changed."""
         if not isinstance(params, Mapping):
@@ -191,6 +208,7 @@ class Model:
             new[key] = value
         self._adopt(new)
 
+    @on_device
     def _assign(self, key: Any, value: Any) -> None:
         """``params[key] = value``: checked, then written into the live array in place."""
         shapes = self.param_shapes()
@@ -218,7 +236,7 @@ class Model:
         if not self.backend.supports_out:
             self._params, self._flat = params, None
             return
-        self._flat, self._params = _flat_views(self, self.param_shapes())
+        self._flat, self._params = flat_views(self, self.param_shapes())
         for key, value in params.items():
             self._params[key][...] = value
 
@@ -228,22 +246,8 @@ class Model:
             return {"params": self._flat}
         return self._params
 
-    def to(self, backend: str | Backend, device: str | None = None) -> Model:
-        """This network (parameters, configuration, history) on another backend or device.
-
-        The parameters travel through the host (``to_numpy``): an explicit move.
-        """
-        target = get_backend(backend, device)
-        twin = type(self)(
-            self.layer_dims, hidden=self.hidden, output=self.output, init=self.init,
-            l2=self.l2, keep_prob=self.keep_prob, dtype=self.dtype_name, seed=self.seed,
-            backend=target, reuse_buffers=self.reuse_buffers,
-        )
-        twin.set_params({k: to_numpy(v) for k, v in self._params.items()})
-        twin.history = self.history
-        return twin
-
     # -- forward --------------------------------------------------------------------
+    @on_device
     def forward(self, X: Any, *, training: bool = False) -> tuple[Array, Caches]:
         """``A[L]`` and the caches, one per layer, for ``X`` of shape ``(n0, m)``.
 
@@ -254,23 +258,26 @@ class Model:
 
     def _forward(
         self, X: Array, *, training: bool = False, ws: Workspace | None = None,
-        offset: int = 0,
+        offset: int = 0, key: int | None = None,
     ) -> tuple[Array, Caches]:
         """The forward pass on checked inputs; with ``ws``, into its buffers.
 
         ``offset`` is the position of ``X``'s first column in the whole batch it belongs
-        to (a part of a batch: accumulated, or one process's share of it).
+        to (a part of a batch: accumulated, or one process's share of it); ``key`` the
+        step's dropout key, the same for every part (``None``: draw one now).
         """
         p = self._params
-        dropout = training and self.keep_prob < 1.0
+        masks = None
+        if training and self.keep_prob < 1.0:
+            masks = self._dropout_mask(X, offset, self._dropout_key() if key is None else key)
         A = X
         caches = []
         for l, g in enumerate(self.hidden, start=1):
             buffers = ws.layer(l) if ws is not None else layers.NO_BUFFERS
             A, cache = layers.dense_forward(A, p[f"W{l}"], p[f"b{l}"], g, buffers=buffers)
             D = None
-            if dropout:
-                D = self._dropout_mask(A.shape, offset)
+            if masks is not None:
+                D = masks[l - 1]
                 A = A * D  # not in place: the cache keeps the undropped A for g'
             caches.append((cache, D))
         L = self.L
@@ -280,17 +287,24 @@ class Model:
         caches.append(((linear_cache, ZL, AL), None))
         return AL, caches
 
-    def _dropout_mask(self, shape: tuple[int, ...], offset: int = 0) -> Array:
-        """``1[u < keep_prob] / keep_prob`` with ``u`` from the host RNG.
+    def _dropout_key(self) -> int | None:
+        """One training step's dropout key, drawn from the host RNG (``None`` without
+        dropout: the RNG does not move)."""
+        return dropout.step_key(self._rng) if self.keep_prob < 1.0 else None
 
-        Drawn on the host (not by the backend's generator) so that one seed trains the
-        same network on every backend; the price is one explicit host-to-device copy per
-        hidden layer and step, paid only when ``keep_prob < 1``.
+    def _dropout_mask(self, X: Array, offset: int, key: int) -> list[Array]:
+        """The step's masks ``D[1], ..., D[L-1]`` for the columns of ``X``, on its device.
+
+        A hash of the step's ``key`` and of each entry's hidden unit and column in the
+        whole batch (``offset`` + its column in ``X``): see ``deepnet.dropout``. So one
+        seed gives the same masks on every backend, whatever the split of the batch into
+        parts or processes, with no host-to-device copy.
         """
-        keep = self._rng.random(shape) < self.keep_prob
-        return self.backend.asarray(keep / self.keep_prob, self.dtype, what="dropout mask")
+        return dropout.masks(X, self.layer_dims[1 : self.L], key, self.keep_prob,
+                             column_offset=offset)
 
     # -- cost and backward --------------------------------------------------------------
+    @on_device
     def cost(self, AL: Any, Y: Any, caches: Caches | None = None) -> float:
         """The cost (with the L2 term) as a Python float.
 
@@ -299,7 +313,7 @@ class Model:
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
         if caches is not None:
-            self._check_caches(caches, AL.shape[1])
+            self._check_caches(caches, AL.shape[1], AL)
         return float(self._cost(AL, Y, caches))
 
     def _cost(
@@ -324,16 +338,17 @@ class Model:
         return J
 
     def _l2_cost(self, m: int) -> Array:
-        """``(λ/(2m)) Σ ||W[l]||²`` as a 0-d array on the device."""
-        xp = self.xp
-        squares = sum(xp.sum(self._params[f"W{l}"] ** 2) for l in range(1, self.L + 1))
+        """``(λ/(2m)) Σ ||W[l]||²`` as a 0-d array on the device (one dot product per
+        layer: no temporary the size of ``W``)."""
+        squares = sum(squared_norm(self._params[f"W{l}"]) for l in range(1, self.L + 1))
         return (self.l2 / (2 * m)) * squares
 
+    @on_device
     def backward(self, AL: Any, Y: Any, caches: Caches) -> dict[str, Array]:
         """``{"dW1": ..., "db1": ..., ...}`` by the notes' recursion from ``l = L`` down."""
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
-        self._check_caches(caches, AL.shape[1])
+        self._check_caches(caches, AL.shape[1], AL)
         return self._backward(AL, Y, caches)
 
     def _backward(
@@ -390,23 +405,8 @@ class Model:
         return keys
 
     def _workspace(self, m: int) -> Workspace | None:
-        """The reusable buffers for batches of ``m`` examples, or ``None`` where the
-        backend cannot write into buffers (array-api-strict) or ``reuse_buffers`` is off.
-
-        At most two sizes are kept: a mini-batch run has the batch size and the last,
-        partial batch.
-        """
-        if not (self.reuse_buffers and self.backend.supports_out):
-            return None
-        if self._grads_flat is None:
-            shapes = {"d" + k: v for k, v in self.param_shapes().items()}
-            self._grads_flat = _flat_views(self, shapes)
-        cache = self.__dict__.setdefault("_workspaces", {})
-        if m not in cache:
-            if len(cache) >= 2:
-                cache.pop(next(iter(cache)))
-            cache[m] = Workspace(self, m)
-        return cache[m]
+        """The reusable buffers for batches of ``m`` examples (``buffers.workspace``)."""
+        return workspace(self, m)
 
     # -- checks ---------------------------------------------------------------------
     def _check_X(self, X: Any, what: str = "X") -> Array:
@@ -423,107 +423,10 @@ class Model:
             self.backend, AL, output=self.output, nL=self.layer_dims[-1], dtype=self.dtype
         )
 
-    def _check_caches(self, caches: Any, m: int) -> Caches:
-        return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype)
+    def _check_caches(self, caches: Any, m: int, AL: Array | None = None) -> Caches:
+        """The caches of this network's forward of the batch whose output is ``AL``."""
+        return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype,
+                             params=self._params, AL=AL)
 
 
-class Parameters(MutableMapping):
-    """``net.params``: the live parameters of a network, as the notes' dictionary.
-
-    ``params["W1"]`` is the network's own array; ``params["W1"] = value`` checks
-    ``value`` and writes it into that array (on backends with a flat parameter buffer,
-    into the buffer), so a hand-written update loop trains the network itself. Keys
-    cannot be added or deleted.
-    """
-
-    def __init__(self, net: Model) -> None:
-        self._net = net
-
-    def __getitem__(self, key: str) -> Array:
-        try:
-            return self._net._params[key]
-        except (KeyError, TypeError):
-            raise KeyError(key) from None
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._net._assign(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        raise InputError(
-            f"parameters cannot be deleted ({checks._short(key)}): the network needs every "
-            "W[l] and b[l]; assign a new value instead"
-        )
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._net._params)
-
-    def __len__(self) -> int:
-        return len(self._net._params)
-
-    def __repr__(self) -> str:
-        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self._net._params.items())
-        return f"Parameters({{{shapes}}}, {self._net.dtype_name} on {self._net.backend.label})"
-
-
-class Workspace:
-    """Buffers for one batch size ``m``, reused by every training step.
-
-    Writing into them (through ``backend.into``) instead of allocating multi-MB
-    temporaries each step removes the page faults that dominated the step at small
-    widths (benchmarks/NOTES.md). ``A[l]`` holds ``Z[l]`` and then ``A[l]``; ``dA[l]``
-    holds ``dA[l]`` and then ``dZ[l]``; ``dW``/``db`` are the gradients the optimizer
-    reads; ``tmp`` and ``zeros`` are per-width scratch; ``ones`` is ``(m, 1)``.
-    """
-
-    def __init__(self, net: Model, m: int) -> None:
-        xp, dtype, device = net.xp, net.dtype, net.backend.device
-        dims, L = net.layer_dims, net.L
-
-        def empty(shape: tuple[int, ...]) -> Array:
-            return xp.empty(shape, dtype=dtype, device=device)
-
-        self.m = m
-        self.A = [None] + [empty((dims[l], m)) for l in range(1, L + 1)]
-        self.dA = [None] + [empty((dims[l], m)) for l in range(1, L)] + [None]
-        self.grads_flat, grads = net._grads_flat  # shared by every batch size
-        self.dW = [None] + [grads[f"dW{l}"] for l in range(1, L + 1)]
-        self.db = [None] + [grads[f"db{l}"] for l in range(1, L + 1)]
-        self.ones = xp.ones((m, 1), dtype=dtype, device=device)
-        widths = sorted(set(dims[1:L]))
-        self.tmp = {n: empty((n, m)) for n in widths}
-        self.zeros = {n: xp.zeros((n, m), dtype=dtype, device=device) for n in widths}
-        self._layers = [None] + [self._make(l, dims) for l in range(1, L + 1)]
-
-    def _make(self, l: int, dims: tuple[int, ...]) -> layers.Buffers:
-        n = dims[l]
-        return layers.Buffers(
-            A=self.A[l], dA_prev=self.dA[l - 1], dW=self.dW[l], db=self.db[l],
-            tmp=self.tmp.get(n), zeros=self.zeros.get(n), ones=self.ones,
-        )
-
-    def layer(self, l: int) -> layers.Buffers:
-        """Layer ``l``'s buffers."""
-        return self._layers[l]
-
-
-def parameter_shapes(layer_dims: Sequence[int]) -> dict[str, tuple[int, int]]:
-    """``{"W1": (n1, n0), "b1": (n1, 1), ...}`` for ``layer_dims = [n0, ..., nL]``."""
-    shapes = {}
-    for l in range(1, len(layer_dims)):
-        shapes[f"W{l}"] = (layer_dims[l], layer_dims[l - 1])
-        shapes[f"b{l}"] = (layer_dims[l], 1)
-    return shapes
-
-
-def _flat_views(net: Model, shapes: dict[str, tuple[int, int]]) -> tuple[Array, dict]:
-    """One flat array and, for each key, a view of it with that shape (in key order)."""
-    xp = net.xp
-    total = sum(rows * cols for rows, cols in shapes.values())
-    flat = xp.zeros((total,), dtype=net.dtype, device=net.backend.device)
-    views, offset = {}, 0
-    for key, (rows, cols) in shapes.items():
-        views[key] = xp.reshape(flat[offset : offset + rows * cols], (rows, cols))
-        offset += rows * cols
-    return flat, views
-
-
+__all__ = ["Caches", "Model", "Parameters", "Workspace", "parameter_shapes"]

@@ -20,13 +20,14 @@ from deepnet.history import Callback, EarlyStopping, History
 from deepnet.loader import Loader
 from deepnet.loop import evaluate_sums
 from deepnet.metrics import mean, metric_for
-from deepnet.model import Model
+from deepnet.model import Model, on_device
 from deepnet.optimizers import Optimizer
 
 
 class DeepNet(Model):
     __doc__ = Model.__doc__
 
+    @on_device
     def fit(
         self,
         X: Any,
@@ -125,6 +126,22 @@ class DeepNet(Model):
             progress=progress, train_metrics=train_metrics, comm=comm, prefetch=prefetch,
         )
 
+    @on_device
+    def to(self, backend: str | Backend, device: str | None = None) -> DeepNet:
+        """This network (parameters, configuration, history) on another backend or device.
+
+        The parameters travel through the host (``to_numpy``): an explicit move.
+        """
+        target = get_backend(backend, device)
+        twin = type(self)(
+            self.layer_dims, hidden=self.hidden, output=self.output, init=self.init,
+            l2=self.l2, keep_prob=self.keep_prob, dtype=self.dtype_name, seed=self.seed,
+            backend=target, reuse_buffers=self.reuse_buffers,
+        )
+        twin.set_params({k: to_numpy(v) for k, v in self._params.items()})
+        twin.history = self.history
+        return twin
+
     # -- outputs that follow the inputs --------------------------------------------------
     @property
     def device(self) -> Any:
@@ -132,6 +149,7 @@ class DeepNet(Model):
         (``"cpu"`` for NumPy, a ``torch.device``, a CuPy ``Device``, ...)."""
         return self.backend.device
 
+    @on_device
     def predict_proba(self, X: Any, *, batch_size: int | None = None) -> Array:
         """``A[L]`` for ``X (n0, m)``, no dropout, as an array of ``X``'s library.
 
@@ -143,6 +161,7 @@ class DeepNet(Model):
         """
         return like(self._outputs(X, batch_size), X)
 
+    @on_device
     def predict(self, X: Any, *, batch_size: int | None = None) -> Array:
         """Predictions for ``X (n0, m)``, as an array of ``X``'s library.
 
@@ -158,6 +177,7 @@ class DeepNet(Model):
             AL = xp.argmax(AL, axis=0)
         return like(AL, X)
 
+    @on_device
     def evaluate(self, X: Any, Y: Any, *, batch_size: int | None = None) -> dict[str, float]:
         """The cost (L2 term included) and the metric of the output on ``(X, Y)``.
 
@@ -303,7 +323,8 @@ def load(
     Raises
     ------
     CheckpointError
-        For a missing, truncated, foreign, newer or mismatched file.
+        For a missing, unreadable, truncated, foreign, newer or mismatched file, or
+        parameters that do not fit the dtype asked for.
     """
     from deepnet.backend import resolve_dtype_name
 
@@ -325,7 +346,13 @@ def load(
             f"{os.fspath(path)!r} (format version {ckpt.version}) holds an invalid "
             f"configuration: {exc}"
         ) from exc
-    net.set_params(ckpt.params)
+    try:
+        net.set_params(ckpt.params)
+    except DeepNetError as exc:  # float64 values beyond float32's range, say: the file's
+        raise CheckpointError(    # values, not the caller's arguments
+            f"{os.fspath(path)!r}: its parameters cannot be loaded as {net.dtype_name}: "
+            f"{exc}"
+        ) from exc
     net.history = ckpt.history
     return net
 

@@ -20,86 +20,17 @@ from typing import Any
 
 from deepnet import fused
 from deepnet.backend import Array, array_namespace, into, out_supported
-from deepnet.checks import positive_int, real_number
+from deepnet.checks import real_number
 from deepnet.errors import InputError
-
-# -- learning-rate schedules ------------------------------------------------------------
-
-
-class Schedule:
-    """``α(epoch)`` from ``α0``; epochs count from 0."""
-
-    def __call__(self, alpha0: float, epoch: int) -> float:
-        raise NotImplementedError
-
-
-class Constant(Schedule):
-    """``α = α0``."""
-
-    def __call__(self, alpha0: float, epoch: int) -> float:
-        return alpha0
-
-    def __repr__(self) -> str:
-        return "Constant()"
-
-
-class InverseTime(Schedule):
-    """``α = α0 / (1 + decay · epoch)``."""
-
-    def __init__(self, decay: float = 1.0) -> None:
-        self.decay = real_number(decay, "decay", low=0.0)
-
-    def __call__(self, alpha0: float, epoch: int) -> float:
-        return alpha0 / (1.0 + self.decay * epoch)
-
-    def __repr__(self) -> str:
-        return f"InverseTime(decay={self.decay})"
-
-
-class Exponential(Schedule):
-    """``α = α0 · rate^epoch``."""
-
-    def __init__(self, rate: float = 0.95) -> None:
-        self.rate = real_number(rate, "rate", low=0.0, high=1.0, low_open=True)
-
-    def __call__(self, alpha0: float, epoch: int) -> float:
-        return alpha0 * self.rate**epoch
-
-    def __repr__(self) -> str:
-        return f"Exponential(rate={self.rate})"
-
-
-class Step(Schedule):
-    """``α = α0 · drop^⌊epoch / every⌋``."""
-
-    def __init__(self, drop: float = 0.5, every: int = 10) -> None:
-        self.drop = real_number(drop, "drop", low=0.0, high=1.0, low_open=True)
-        self.every = positive_int(every, "every")
-
-    def __call__(self, alpha0: float, epoch: int) -> float:
-        return alpha0 * self.drop ** (epoch // self.every)
-
-    def __repr__(self) -> str:
-        return f"Step(drop={self.drop}, every={self.every})"
-
-
-SCHEDULES = {"constant": Constant, "inverse_time": InverseTime, "exponential": Exponential,
-             "step": Step}
-
-
-def get_schedule(schedule: str | Schedule | None) -> Schedule:
-    """A schedule from its name, an instance, or ``None`` (constant)."""
-    if schedule is None:
-        return Constant()
-    if isinstance(schedule, Schedule):
-        return schedule
-    if isinstance(schedule, str) and schedule in SCHEDULES:
-        return SCHEDULES[schedule]()
-    raise InputError(
-        f"unknown learning-rate schedule {schedule!r}; expected one of "
-        f"{', '.join(SCHEDULES)} or a deepnet.optimizers.Schedule"
-    )
-
+from deepnet.schedules import (
+    SCHEDULES,
+    Constant,
+    Exponential,
+    InverseTime,
+    Schedule,
+    Step,
+    get_schedule,
+)
 
 # -- optimizers -------------------------------------------------------------------------
 
@@ -421,3 +352,21 @@ def get(optimizer: str | Optimizer, learning_rate: float | None = None) -> Optim
         )
     cls = OPTIMIZERS[optimizer.lower()]
     return cls() if learning_rate is None else cls(learning_rate=learning_rate)
+
+
+__all__ = [  # the schedules are re-exported: optimizers.Adam(schedule=optimizers.Step())
+    "GD",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Adam",
+    "Constant",
+    "Exponential",
+    "InverseTime",
+    "Momentum",
+    "Optimizer",
+    "RMSprop",
+    "Schedule",
+    "Step",
+    "get",
+    "get_schedule",
+]

@@ -6,164 +6,115 @@ A checkpoint is a NumPy ``.npz`` (a zip of ``.npy`` arrays, no pickles) with the
 ``__version__`` the format version, an integer (:data:`FORMAT_VERSION`)
 ``config``      JSON of ``DeepNet.config()``: layer_dims, hidden, output, init, l2,
                 keep_prob, dtype, seed
-``history``     JSON of the training ``History`` (``"null"`` when the network was not fit)
+``history``     JSON of the training ``History`` (``"null"`` when the network was not fit);
+                a NaN or infinite number is written as the string ``"nan"``, ``"inf"`` or
+                ``"-inf"`` (strict JSON has none), and read back as that float
 ``W1, b1, ...`` every parameter as a host array of the network's dtype
 
 Parameters leave the device through ``deepnet.backend.to_numpy`` and enter the target
 backend through ``DeepNet.set_params``, so a network saved from one backend loads on any
-other. Saving is atomic: the bytes go to a temporary file in the same directory, are
-flushed and fsynced, and only then ``os.replace`` puts the file in place. A save that fails
-or is killed midway leaves the previous file untouched, and two processes saving to one
-path never interleave their bytes (each writes its own temporary file).
+other. Saving is atomic and refuses what is not a regular file (``deepnet.paths``: links
+are followed, missing directories are not created): the bytes go to a temporary file in
+the target's directory, are flushed and fsynced, and only then ``os.replace`` puts the file
+in place. A save that fails or is interrupted midway leaves the previous file untouched,
+and two processes saving to one path never interleave their bytes.
+
+Loading trusts nothing: only a regular file is opened, every entry's name, ``.npy``
+header (dtype, shape) and declared size is checked against the recorded architecture
+before any data is decompressed (``deepnet.archive``), the JSON entries are bounded in
+size (:data:`CONFIG_MAX_CHARS`, :data:`HISTORY_MAX_CHARS`) and nesting, and every value
+is checked before anything is built.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from numbers import Real
 from typing import Any
 
 import numpy as np
 
+from deepnet import memory, paths
+from deepnet.archive import Archive
 from deepnet.backend import DTYPE_NAMES, to_numpy
 from deepnet.errors import CheckpointError
-from deepnet.history import History
+from deepnet.history import MONITORS, History
 from deepnet.model import Model, parameter_shapes
 
 FORMAT_NAME = "deepnet-checkpoint"
 FORMAT_VERSION = 1
 CONFIG_KEYS = ("layer_dims", "hidden", "output", "init", "l2", "keep_prob", "dtype", "seed")
+#: The longest ``config`` entry read, in characters (a network of ~100,000 layers).
+CONFIG_MAX_CHARS = 2**20
+#: The longest ``history`` entry, in characters: ~250,000 epochs of every metric. Saving
+#: a longer one is refused (before the file is touched) rather than written unreadable.
+HISTORY_MAX_CHARS = 2**25
+_JSON_MAX_DEPTH = 4
 _META_KEYS = ("__format__", "__version__", "config", "history")
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+SAVE = paths.Role("save", "checkpoint", CheckpointError)
+LOAD = paths.Role("load", "checkpoint", CheckpointError)
 
 
 def _json_safe(value: Any) -> Any:
-    """JSON for the history: NaN and inf become ``None`` (strict JSON has neither)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """The history as strict JSON: numbers as floats, NaN and inf as strings."""
+    if isinstance(value, Real) and not isinstance(value, (bool, int)):
+        value = float(value)
+        if not math.isfinite(value):
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return value
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
 
 
-def _contents(net: Model) -> dict[str, np.ndarray]:
+def _contents(net: Model) -> dict[str, Any]:
     config = net.config()
     if not (config["seed"] is None or isinstance(config["seed"], int)):
         config["seed"] = None  # a Generator seed cannot be written; the weights are saved
+    epochs = 0 if net.history is None else net.history.epochs
     history = None if net.history is None else _json_safe(net.history.to_dict())
-    arrays = {
+    text = json.dumps(history, allow_nan=False)
+    if len(text) > HISTORY_MAX_CHARS:
+        raise CheckpointError(
+            f"cannot save the checkpoint: the history of {epochs:,} epochs takes "
+            f"{len(text):,} characters, more than a checkpoint holds ({HISTORY_MAX_CHARS:,});"
+            " set net.history = None (or keep fewer epochs) and save again"
+        )
+    arrays: dict[str, Any] = {
         "__format__": np.array(FORMAT_NAME),
         "__version__": np.array(FORMAT_VERSION, dtype=np.int64),
         "config": np.array(json.dumps(config, allow_nan=False)),
-        "history": np.array(json.dumps(history, allow_nan=False)),
+        "history": np.array(text),
     }
     for key, value in net.params.items():
         arrays[key] = np.ascontiguousarray(to_numpy(value))
     return arrays
 
 
-def _path(path: Any, action: str) -> Path:
-    """``path`` as a ``Path``; anything that is not a file name is refused."""
-    try:
-        text = os.fspath(path)
-    except TypeError:
-        raise CheckpointError(
-            f"cannot {action} a checkpoint: the path must be a str or os.PathLike; got "
-            f"{type(path).__name__}"
-        ) from None
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
-    if not text or "\x00" in text:
-        raise CheckpointError(
-            f"cannot {action} a checkpoint: {text!r} is not a valid file name"
-        )
-    return Path(text)
-
-
-def _kind(path: Path, action: str) -> str:
-    """``"file"``, ``"dir"`` or ``"missing"``; an unusable name is a CheckpointError."""
-    try:
-        if path.is_dir():
-            return "dir"
-        return "file" if path.exists() else "missing"
-    except OSError as exc:  # a name too long, a permission denied on the way
-        raise CheckpointError(f"cannot {action} a checkpoint at {str(path)!r}: {exc}") from exc
-
-
 def save(net: Model, path: str | os.PathLike) -> None:
     """Write ``net`` to ``path`` (exactly that name; ``.npz`` is the convention), atomically.
+
+    ``path`` must be a regular file or a new name in an existing directory; a symbolic
+    link is followed and its target replaced (see ``deepnet.paths``).
 
     Raises
     ------
     CheckpointError
-        When the directory does not exist or the file cannot be written; any previous file
-        at ``path`` is then left as it was.
+        When ``path`` is a directory, a device, FIFO or socket, a read-only file, in a
+        missing directory, or the file cannot be written; any previous file at ``path`` is
+        then left as it was.
     """
     if not isinstance(net, Model):
         raise CheckpointError(f"save needs a deepnet.DeepNet; got {type(net).__name__}")
-    path = _path(path, "save")
-    directory = path.parent
-    if _kind(directory, "save") != "dir":
-        raise CheckpointError(
-            f"cannot save a checkpoint to {str(path)!r}: the directory {str(directory)!r} "
-            "does not exist (create it first)"
-        )
-    if _kind(path, "save") == "dir":
-        raise CheckpointError(f"cannot save a checkpoint to {str(path)!r}: it is a directory")
+    paths.output_file(path, SAVE)  # a bad name is refused before the device is read
     arrays = _contents(net)  # everything read from the device before the file is touched
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:  # a read-only directory, a name too long, no space for inodes
-        raise CheckpointError(
-            f"could not write the checkpoint {str(path)!r} ({exc}); any previous file "
-            "there is unchanged"
-        ) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode(path))
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, Exception):  # OSError, or a failure inside the writer
-            raise CheckpointError(
-                f"could not write the checkpoint {str(path)!r} ({type(exc).__name__}: {exc});"
-                " any previous file there is unchanged"
-            ) from exc
-        raise  # KeyboardInterrupt, SystemExit: the temporary file is gone, the old kept
-    _fsync_directory(directory)
-
-
-def _file_mode(path: Path) -> int:
-    """The mode an ordinary new file would get (mkstemp makes 0600), or the old file's."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable where the platform allows it (POSIX)."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    paths.write_atomically(path, lambda f: np.savez(f, **arrays), SAVE)
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -182,68 +133,52 @@ class Checkpoint:
 def read(path: str | os.PathLike) -> Checkpoint:
     """The checked contents of the checkpoint at ``path`` (``deepnet.load`` builds the network).
 
-    Everything is checked before anything is built: the file is a complete zip, carries
-    deepnet's format marker and a version this deepnet reads, its configuration is valid
-    and every parameter is present, of the right shape and finite.
+    Everything is checked before anything is built, and every entry's header before any
+    data is decompressed: the file is a regular file and a complete zip, carries deepnet's
+    format marker and a version this deepnet reads, its configuration is valid, and every
+    parameter is present, of the right dtype and shape, within the memory available, and
+    finite.
 
     Raises
     ------
     CheckpointError
-        For a missing, truncated, foreign, newer or mismatched file.
+        For a missing, unreadable, truncated, foreign, newer or mismatched file.
     """
-    path = _path(path, "load")
-    where = str(path)
-    kind = _kind(path, "load")
-    if kind == "missing":
-        raise CheckpointError(f"no checkpoint at {where!r}: the file does not exist")
-    if kind == "dir":
-        raise CheckpointError(f"{where!r} is a directory, not a checkpoint file")
-    entries = _read(path)
-    fmt = entries.get("__format__")
-    if fmt is None or fmt.shape != () or str(fmt) != FORMAT_NAME:
-        keys = sorted(entries)[:8]
+    with paths.open_input(path, LOAD) as f:
+        where = paths.file_name(path, LOAD)
+        archive = Archive(f, where, os.fstat(f.fileno()).st_size)
+        try:
+            _format(archive, where)
+            version = _version(archive, where)
+            config = _config(archive, where)
+            expected = _param_entries(archive, config, where)
+            history = _history(archive, where)
+            params = {key: _finite(archive.read(key), key, where) for key in expected}
+        finally:
+            archive.close()
+    return Checkpoint(config, params, history, version)
+
+
+def _format(archive: Archive, where: str) -> None:
+    ok = "__format__" in archive
+    if ok:
+        entry = archive.entry("__format__")
+        ok = (entry.dtype.kind == "U" and entry.shape == () and entry.dtype.itemsize <= 256
+              and str(archive.read("__format__")) == FORMAT_NAME)
+    if not ok:
+        keys = sorted(archive.keys)[:8]
         raise CheckpointError(
             f"{where!r} is not a deepnet checkpoint: it has no '__format__' = "
             f"{FORMAT_NAME!r} marker (its entries: {keys}); it was not written by "
             "DeepNet.save"
         )
-    version = _version(entries, where)
-    config = _config(entries, where)
-    history = _history(entries, where)
-    params = _params(entries, config, where)
-    return Checkpoint(config, params, history, version)
 
 
-def _read(path: Path) -> dict[str, np.ndarray]:
-    """Every entry of the ``.npz``, read fully (so truncation shows up here)."""
-    where = str(path)
-    if not zipfile.is_zipfile(path):
-        size = path.stat().st_size
-        raise CheckpointError(
-            f"{where!r} is not a checkpoint: not a .npz (zip) file, or truncated "
-            f"({size} bytes)"
-        )
-    try:
-        # open the file here: np.load(path) leaks its own handle when the zip directory is
-        # damaged (NpzFile raises after np.load has let go of the file)
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(
-            f"{where!r} is damaged or truncated and cannot be read ({type(exc).__name__}: "
-            f"{exc}); save the network again"
-        ) from exc
-    except Exception as exc:  # zlib.error and other decoder failures of a torn file
-        raise CheckpointError(
-            f"{where!r} is damaged and cannot be read ({type(exc).__name__}: {exc})"
-        ) from exc
-
-
-def _version(entries: dict[str, np.ndarray], where: str) -> int:
-    raw = entries.get("__version__")
-    if raw is None or raw.shape != () or raw.dtype.kind not in "iu":
+def _version(archive: Archive, where: str) -> int:
+    entry = archive.entry("__version__") if "__version__" in archive else None
+    if entry is None or entry.shape != () or entry.dtype.kind not in "iu":
         raise CheckpointError(f"{where!r}: the format version is missing or not an integer")
-    version = int(raw)
+    version = int(archive.read("__version__"))
     if not 1 <= version <= FORMAT_VERSION:
         raise CheckpointError(
             f"{where!r} has checkpoint format version {version}; this deepnet reads "
@@ -252,20 +187,52 @@ def _version(entries: dict[str, np.ndarray], where: str) -> int:
     return version
 
 
-def _json_entry(entries: dict[str, np.ndarray], key: str, where: str) -> Any:
-    raw = entries.get(key)
-    if raw is None or raw.shape != () or raw.dtype.kind != "U":
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def _json_entry(archive: Archive, key: str, where: str, max_chars: int) -> Any:
+    entry = archive.entry(key) if key in archive else None
+    if entry is None or entry.shape != () or entry.dtype.kind != "U":
         raise CheckpointError(f"{where!r}: the entry {key!r} is missing or not a string")
+    chars = entry.dtype.itemsize // 4
+    if chars > max_chars:
+        raise CheckpointError(
+            f"{where!r}: the entry {key!r} declares {chars:,} characters, more than a "
+            f"checkpoint holds ({max_chars:,}); it was not written by DeepNet.save"
+        )
     try:
-        return json.loads(str(raw))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{where!r}: the entry {key!r} is not valid JSON ({exc})") from exc
+        value = json.loads(str(archive.read(key)), parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise CheckpointError(
+            f"{where!r}: the entry {key!r} is not valid JSON ({type(exc).__name__}: "
+            f"{str(exc)[:200]})"
+        ) from None
+    if _too_deep(value):
+        raise CheckpointError(
+            f"{where!r}: the entry {key!r} is not valid JSON for a checkpoint (lists or "
+            f"objects nested more than {_JSON_MAX_DEPTH} deep)"
+        )
+    return value
 
 
-def _config(entries: dict[str, np.ndarray], where: str) -> dict[str, Any]:
-    config = _json_entry(entries, "config", where)
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > _JSON_MAX_DEPTH:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                   else item))
+    return False
+
+
+def _config(archive: Archive, where: str) -> dict[str, Any]:
+    config = _json_entry(archive, "config", where, CONFIG_MAX_CHARS)
     if not isinstance(config, dict):
-        raise CheckpointError(f"{where!r}: 'config' must be a JSON object; got {config!r}")
+        raise CheckpointError(
+            f"{where!r}: 'config' must be a JSON object; got {str(config)[:80]!r}")
     missing = [k for k in CONFIG_KEYS if k not in config]
     if missing:
         raise CheckpointError(f"{where!r}: the configuration lacks {missing}")
@@ -275,74 +242,127 @@ def _config(entries: dict[str, np.ndarray], where: str) -> dict[str, Any]:
                        for n in dims)):
         raise CheckpointError(
             f"{where!r}: layer_dims must be a list of at least two positive integers; "
-            f"got {dims!r}"
+            f"got {str(dims)[:200]}"
         )
     if config["dtype"] not in DTYPE_NAMES:
         raise CheckpointError(
             f"{where!r}: the saved dtype must be one of {', '.join(DTYPE_NAMES)}; got "
-            f"{config['dtype']!r}"
+            f"{str(config['dtype'])[:80]!r}"
         )
     return config
 
 
-_HISTORY_LISTS = ("cost", "val_cost", "accuracy", "val_accuracy", "time", "learning_rate")
-
-
-def _history_ok(data: dict) -> bool:
-    for key in _HISTORY_LISTS:
-        values = data.get(key, [])
-        if not isinstance(values, list) or not all(
-                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-                for v in values):
-            return False
-    best = data.get("best_epoch")
-    return ((best is None or (isinstance(best, int) and not isinstance(best, bool)))
-            and isinstance(data.get("monitor", "cost"), str)
-            and isinstance(data.get("stopped_early", False), bool))
-
-
-def _history(entries: dict[str, np.ndarray], where: str) -> Any:
-    if "history" not in entries:
+def _history(archive: Archive, where: str) -> History | None:
+    if "history" not in archive:
         return None
-    data = _json_entry(entries, "history", where)
+    data = _json_entry(archive, "history", where, HISTORY_MAX_CHARS)
     if data is None:
         return None
-    if not isinstance(data, dict) or not _history_ok(data):
+    problem = "it is not an object" if not isinstance(data, dict) else None
+    values: dict[str, Any] = {}
+    template = History()
+    for key, value in (data.items() if problem is None else ()):
+        if key not in History.__dataclass_fields__:
+            continue  # written by a newer deepnet: ignored, as History.from_dict does
+        default = getattr(template, key)
+        if isinstance(default, list):
+            numbers = _numbers(value)
+            if numbers is None:
+                problem = f"{key!r} is not a list of numbers"
+                break
+            values[key] = numbers
+        elif key == "best_epoch":
+            epochs = len(data.get("cost", [])) if isinstance(data.get("cost"), list) else 0
+            if value is not None and not (type(value) is int and 0 <= value < epochs):
+                problem = (f"best_epoch is {str(value)[:40]}, not the index of one of its "
+                           f"{epochs} epochs, or null")
+                break
+            values[key] = value
+        elif key == "monitor":
+            if value not in MONITORS:
+                problem = f"monitor is {str(value)[:40]!r}, not one of {', '.join(MONITORS)}"
+                break
+            values[key] = value
+        elif type(value) is not type(default):
+            problem = f"{key!r} is {str(value)[:40]}, not a {type(default).__name__}"
+            break
+        else:
+            values[key] = value
+    if problem is not None:
         raise CheckpointError(
             f"{where!r}: 'history' must be a JSON object of per-epoch number lists "
-            "(cost, val_cost, ...), or null"
+            f"(cost, val_cost, ...), or null; {problem}"
         )
-    try:
-        return History.from_dict(data)
-    except TypeError as exc:
-        raise CheckpointError(f"{where!r}: 'history' is malformed ({exc})") from exc
+    return History(**values)
 
 
-def _params(entries: dict[str, np.ndarray], config: dict[str, Any],
-            where: str) -> dict[str, np.ndarray]:
+def _numbers(values: Any) -> list[float] | None:
+    """``values`` as floats (``"nan"``/``"inf"``/``"-inf"`` included), or None."""
+    if not isinstance(values, list):
+        return None
+    out = []
+    for v in values:
+        if isinstance(v, str) and v in _NONFINITE:
+            out.append(_NONFINITE[v])
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            try:
+                out.append(float(v))
+            except OverflowError:
+                return None
+        else:
+            return None
+    return out
+
+
+def _param_entries(archive: Archive, config: dict[str, Any],
+                   where: str) -> dict[str, tuple[int, int]]:
+    """The parameters' headers checked against ``layer_dims``; nothing decompressed."""
     dims = config["layer_dims"]
     expected = parameter_shapes(dims)
-    missing = [k for k in expected if k not in entries]
-    extra = [k for k in entries if k not in expected and k not in _META_KEYS]
+    missing = [k for k in expected if k not in archive]
+    extra = [k for k in archive.keys if k not in expected and k not in _META_KEYS]
     if missing or extra:
         raise CheckpointError(
-            f"{where!r} does not match its architecture {dims}: missing parameters "
-            f"{missing}, unexpected entries {extra}"
+            f"{where!r} does not match its architecture {str(dims)[:200]}: missing "
+            f"parameters {missing[:8]}, unexpected entries {extra[:8]}"
         )
-    params = {}
+    total = 0
     for key, shape in expected.items():
-        value = entries[key]
-        if value.dtype.kind != "f":
-            raise CheckpointError(f"{where!r}: {key} has dtype {value.dtype}; expected floats")
-        if tuple(value.shape) != shape:
+        entry = archive.entry(key)
+        if entry.dtype.kind != "f" or entry.dtype.itemsize not in (4, 8):
             raise CheckpointError(
-                f"{where!r}: {key} has shape {tuple(value.shape)} but layer_dims {dims} "
-                f"needs {shape}"
+                f"{where!r}: {key} has dtype {entry.dtype}; expected floats (float32 or "
+                "float64)")
+        if entry.shape != shape:
+            raise CheckpointError(
+                f"{where!r}: {key} has shape {entry.shape} but layer_dims {dims} needs "
+                f"{shape}"
             )
-        if not np.all(np.isfinite(value)):
-            raise CheckpointError(f"{where!r}: {key} holds NaN or inf values")
-        params[key] = value
-    return params
+        total += entry.nbytes
+    available = memory.available_host_memory()
+    if available is not None and total > available:
+        raise CheckpointError(
+            f"{where!r}: its parameters take {total / 2**30:,.2f} GiB, more than the "
+            f"{available / 2**30:,.2f} GiB of memory available here"
+        )
+    return expected
 
 
-__all__ = ["CONFIG_KEYS", "FORMAT_NAME", "FORMAT_VERSION", "Checkpoint", "read", "save"]
+def _finite(value: np.ndarray, key: str, where: str) -> np.ndarray:
+    if not np.all(np.isfinite(value)):
+        raise CheckpointError(f"{where!r}: {key} holds NaN or inf values")
+    return value
+
+
+__all__ = [
+    "CONFIG_KEYS",
+    "CONFIG_MAX_CHARS",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "HISTORY_MAX_CHARS",
+    "LOAD",
+    "SAVE",
+    "Checkpoint",
+    "read",
+    "save",
+]

@@ -27,7 +27,8 @@ Part = tuple[Array, Array, int]  # (X (n0, b), Y (nL, b), offset of the first co
 def train_step(net: Model, X: Array, Y: Array, optimizer: Optimizer) -> Array:
     """Forward (with dropout), cost from the logits, backward, in-place update.
 
-    Returns the cost of the batch *before* the update, as a 0-d device array.
+    Returns the cost of the batch *before* the update, as a 0-d device array. Nothing in
+    it reads a value back to the host or copies one in (tests/test_device_traffic.py).
     """
     return step(net, [(X, Y, 0)], optimizer, X.shape[1])[0]
 
@@ -46,14 +47,24 @@ def step(
     Returns the batch's cost before the update and, with ``metric``, the sum of
     ``metric(A[L], Y)`` over the parts (both 0-d device arrays; with ``comm``, this
     process's parts only for the metric, every process's for the cost).
+
+    It runs with the network's device current (``Backend.activate``: CuPy runs kernels
+    on the current device). One dropout key is drawn for the whole step, so that every
+    part (and every process, from the same seed) gets its columns of the same masks.
     """
+    with net.backend.activate():
+        return _step(net, parts, optimizer, m, metric, comm)
+
+
+def _step(net, parts, optimizer, m, metric, comm):
     c = optimizer.prescale()
     scale = 1.0 if c is None else c
     J = total = None
     accumulated = None
+    key = net._dropout_key()
     for i, (X, Y, offset) in enumerate(parts):
         ws = net._workspace(X.shape[1])
-        AL, caches = net._forward(X, training=True, ws=ws, offset=offset)
+        AL, caches = net._forward(X, training=True, ws=ws, offset=offset, key=key)
         Jp = net._cost(AL, Y, caches, m=m, l2=False)
         J = Jp if J is None else J + Jp
         if metric is not None:

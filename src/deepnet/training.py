@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from numbers import Real
 from typing import Any
 
-from deepnet import checks, data
+from deepnet import checks, data, memory
 from deepnet import optimizers as _optimizers
 from deepnet.backend import host_rng
 from deepnet.errors import InputError
@@ -97,6 +97,32 @@ def _split(m: int, fraction: float, rng: Any) -> tuple[Any, Any]:
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def _check_memory(net: Model, X: Any, validation: Any, batch_size: Any,
+                  optimizer: Any) -> None:
+    """Refuse (``InputError``) a fit whose copies and buffers do not fit in the memory
+    available now, before any of them is made: the example-major copies of ``X`` and
+    ``Y`` (none for a memory map), the workspaces of a batch and of the last one, the
+    gather buffers, the optimizer's moments and the per-epoch snapshots."""
+    dims, s = net.layer_dims, memory.itemsize(net.dtype_name)
+    _, m = checks.feature_shape(X, dims[0], "X")
+    b = m if batch_size is None else min(m, _check_batch_size(batch_size, m))
+    P = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims)))
+    name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "name", "gd")
+    moments = len(_optimizers.OPTIMIZERS.get(str(name).lower(), _optimizers.GD).moments)
+    copies = 0 if data.memmap_file(X) else m * (dims[0] + dims[-1]) * s
+    if isinstance(validation, tuple) and not data.memmap_file(validation[0]):
+        m_val = checks.feature_shape(validation[0], dims[0], "X_val")[1]
+        copies += m_val * (dims[0] + dims[-1]) * s
+    evaluation = sum(dims) * min(m, EVAL_CHUNK) * s
+    buffers = (2 * memory.workspace_bytes(dims, b, net.dtype_name)
+               + 2 * b * (dims[0] + dims[-1]) * s + evaluation)
+    state = P * s * (2 * moments + 2)  # moments, scratch, snapshots of both
+    memory.require(memory.Need(0, copies + buffers + state), net.backend,
+                   f"fit on {m:,} examples of {dims[0]} features in batches of {b:,}",
+                   "use smaller batches, or pass X as a memory map (np.load(path, "
+                   "mmap_mode='r')) to stream it")
+
+
 def fit(
     net: Model,
     X: Any,
@@ -143,6 +169,7 @@ def fit(
             "the network's parameters hold NaN or inf before training (written into "
             "net.params in place?); set finite ones with net.set_params(...) first"
         )
+    _check_memory(net, X, validation, batch_size, optimizer)
 
     Xt = data.features(net.backend, X, net.layer_dims[0], net.dtype, "X")
     Yt = data.labels(net.backend, Y, output=net.output, nL=net.layer_dims[-1], m=Xt.m,

@@ -19,15 +19,15 @@ naming the rank it came from, instead of waiting forever; see
 """
 
 from deepnet.distributed.base import Communicator, SingleCommunicator, raised_everywhere
-from deepnet.distributed.launch import Launch, active, command_session, detect, init
+from deepnet.distributed.launch import Launch, active, detect, init, start_command
 
 __all__ = [
     "Communicator",
     "Launch",
     "SingleCommunicator",
     "active",
-    "command_session",
     "detect",
     "init",
     "raised_everywhere",
+    "start_command",
 ]

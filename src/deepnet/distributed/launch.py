@@ -24,7 +24,7 @@ import io
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,33 +188,27 @@ def active() -> Communicator | None:
     return _active
 
 
-@contextlib.contextmanager
-def command_session(command: str) -> Iterator[Communicator]:
-    """For the ``deepnet`` command: its communicator, with output from rank 0 only.
+def start_command(command: str | None) -> Communicator:
+    """For a command-line program: this run's communicator, and output from rank 0 only.
 
     Under a launcher the communicator of the run is made here; rank 0 prints which
-    process holds which rank (so a launcher's report of a lost process id names its
-    rank), and every other rank's ``sys.stdout`` and ``sys.stderr`` are silenced for the
-    block. An exception leaving the block stops the other ranks with it.
+    process holds which rank (so that a launcher's report of a lost process id names its
+    rank), and every other rank's ``sys.stdout`` and ``sys.stderr`` drop what is written
+    from here to the end of the process: a command's ranks say nothing rank 0 does not.
     Without a launcher this is the single-process communicator and changes nothing.
     A communicator that cannot be made is one line on stderr and exit status 2.
     """
+    name = f"deepnet {command}" if command else "deepnet"
     try:
         comm = init()
     except DeepNetError as exc:  # a bad DEEPNET_COMM, mpi4py missing under mpiexec
-        print(f"deepnet {command}: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     if comm.size > 1 and comm.is_root:
-        print(f"deepnet {command}: {comm.describe()}", file=sys.stderr, flush=True)
-    with contextlib.ExitStack() as stack:
-        if comm.size > 1 and not comm.is_root:
-            stack.enter_context(contextlib.redirect_stdout(_Discard()))
-            stack.enter_context(contextlib.redirect_stderr(_Discard()))
-        try:
-            yield comm
-        except BaseException as exc:
-            comm.fail(exc)
-            raise
+        print(f"{name}: {comm.describe()}", file=sys.stderr, flush=True)
+    if comm.size > 1 and not comm.is_root:
+        sys.stdout, sys.stderr = _Discard(), _Discard()
+    return comm
 
 
 class _Discard(io.TextIOBase):
@@ -227,4 +221,4 @@ class _Discard(io.TextIOBase):
         return False
 
 
-__all__ = ["KINDS", "Launch", "active", "command_session", "detect", "init"]
+__all__ = ["KINDS", "Launch", "active", "detect", "init", "start_command"]

@@ -1,0 +1,363 @@
+"""The sweep: every case at every grid point in alternating rounds, within a time budget,
+with more rounds where a verdict is still open.
+
+Pass 1 visits every point (cheapest first) for ``repeat`` rounds, skipping, with the
+reason, a point whose estimated cost no longer fits the budget. Pass 2 revisits the points
+that still have an open comparison, the one expected to settle soonest first (rounds it
+needs, from its interval's width and its distance to the band, × the cost of its round),
+and adds rounds until its verdicts settle, ``max_rounds`` is reached or its allotment is
+spent; points that cannot settle within ``max_rounds`` are left open. No round starts
+unless its estimated duration fits before the deadline, so a run ends within about one
+round of the budget (minus ``report_reserve`` kept for writing the reports).
+
+One round takes one sample of every case of the point, grouped by library (the order of
+the groups and within them rotates each round); before the first sample of another
+library the sweep waits until the thread pools stop spinning (``timing.wait_idle``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import math
+import os
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from deepnet.bench.cases import (
+    Case,
+    is_gpu,
+    layer_dims,
+    library_of,
+    parse_target,
+    reference_target,
+    step_flops,
+)
+from deepnet.bench.grid import Config, Key, build_cases, skip, width_cap
+from deepnet.bench.machine import machine_info
+from deepnet.bench.results import SCHEMA, write_json
+from deepnet.bench.stats import min_rounds
+from deepnet.bench.summary import COMPARISONS, summarize
+from deepnet.bench.timing import Clock, SystemClock, calibrate, sample, wait_idle
+
+__all__ = ["Sweep", "run_sweep"]
+
+Job = tuple[str, int, int]  # (dtype, n, m)
+IDLE_WAIT_GUESS = 0.12  # seconds one wait for idle pools takes (OpenBLAS spins ~0.11 s)
+
+
+def _gpu_library(target: str) -> str | None:
+    """``"cupy"`` or ``"torch:cuda"`` for a GPU target, else ``None``."""
+    if not is_gpu(target):
+        return None
+    return "cupy" if parse_target(target)[0] == "cupy" else "torch:cuda"
+
+
+def _free_device_memory(libraries: set[str]) -> None:
+    """Return cached device memory, only for GPU libraries this sweep ran (an unusable
+    CuPy must not be touched: its pool calls fail without a device)."""
+    gc.collect()
+    if "cupy" in libraries and "cupy" in sys.modules:
+        sys.modules["cupy"].get_default_memory_pool().free_all_blocks()
+    if "torch:cuda" in libraries and "torch" in sys.modules:
+        sys.modules["torch"].cuda.empty_cache()
+
+
+class Sweep:
+    """One run of the sweep; :meth:`run` returns the results dict.
+
+    ``clock`` and ``build`` (``build(config, results, n, m, dtype) -> {key: Case}``) are
+    the real ones unless a test passes its own; ``start`` is when the budget began
+    (default: now); ``unavailable`` lists the backends left out, with their reasons.
+    """
+
+    def __init__(self, config: Config, *, clock: Clock | None = None,
+                 build: Callable[..., dict[Key, Case]] = build_cases, progress: bool = False,
+                 out: Path | None = None, command: Sequence[str] = (),
+                 start: float | None = None, unavailable: Sequence[dict] = (),
+                 machine: dict[str, Any] | None = None) -> None:
+        self.config, self.build, self.progress, self.out = config, build, progress, out
+        self.clock = clock or SystemClock()
+        self.start = self.clock.now() if start is None else start
+        budget = config.time_budget
+        self.deadline = (None if budget is None
+                         else self.start + budget - config.report_reserve)
+        self.inner: dict[tuple[Job, Key], int] = {}
+        self.round_cost: dict[Job, float] = {}
+        self.rounds: dict[Job, int] = {}
+        self.seen: dict[Key, dict[int, float]] = {}  # {key: {flops: median seconds}}
+        self.loaded: set[str] = set()
+        self.last_library: str | None = None
+        targets: dict[str, dict[str, Any]] = {}
+        for t in config.backends:
+            targets[t] = {"role": "deepnet", "gpu": is_gpu(t),
+                          "reference": reference_target(t) if config.reference else None}
+        if config.reference:
+            for t in config.backends:
+                ref = reference_target(t)
+                targets.setdefault(ref, {"role": "reference", "gpu": is_gpu(ref),
+                                         "reference": None})
+        self.results: dict[str, Any] = {
+            "schema": SCHEMA,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "command": list(command), "config": config.as_dict(), "targets": targets,
+            "machine": machine if machine is not None else machine_info(config.backends),
+            "samples": [], "skipped": [], "unavailable": list(unavailable),
+            "calibration": [], "points": [], "waits_s": 0.0,
+            "budget": {"budget_s": budget, "report_reserve_s": config.report_reserve,
+                       "deadline_s": None if self.deadline is None
+                       else self.deadline - self.start},
+        }
+
+    # -- time ---------------------------------------------------------------------------
+
+    def _left(self, until: float | None) -> float:
+        return float("inf") if until is None else until - self.clock.now()
+
+    def _estimate(self, job: Job, keys: Sequence[Key] | None = None) -> float:
+        """Seconds one round of ``job`` should take: from its own past rounds, else each
+        case's time extrapolated from the points measured before (:meth:`_call_time`)."""
+        if job in self.round_cost:
+            return self.round_cost[job]
+        _, n, m = job
+        flops = step_flops(layer_dims(n), m)
+        if keys is None:
+            keys = [k for k in self.seen if not self._capped(k[0], n)]
+        per_call = [self._call_time(k, flops) for k in keys if k in self.seen]
+        libraries = {library_of(k[0]) for k in keys}
+        return (sum(max(self.config.min_time, c) for c in per_call)
+                + IDLE_WAIT_GUESS * len(libraries))
+
+    def _call_time(self, key: Key, flops: int) -> float:
+        """One call of ``key`` at ``flops``: the line ``a + b·flops`` (``a, b >= 0``)
+        through the two largest points measured, so that a fixed cost per call is not
+        scaled with the flops; from one point, proportional to the flops."""
+        pts = sorted(self.seen[key].items())[-2:]
+        f2, t2 = pts[-1]
+        if len(pts) == 1:
+            return t2 * flops / f2
+        if flops <= f2:
+            return t2
+        f1, t1 = pts[0]
+        b = max(0.0, (t2 - t1) / (f2 - f1))
+        a = max(0.0, t2 - b * f2)
+        return max(t2, a + b * flops)
+
+    def _capped(self, target: str, n: int) -> bool:
+        cap = width_cap(self.config, target)
+        return cap is not None and n > cap
+
+    # -- one visit of one point ---------------------------------------------------------
+
+    def _rounds_needed(self, job: Job) -> float | None:
+        """About how many rounds in all ``job`` needs for its open verdicts to settle:
+        ``None`` when none is open that more rounds can settle within ``max_rounds``.
+
+        An undecided ratio at distance ``d`` from the band's edge (on logs), whose log
+        ratios spread with a robust standard deviation ``s``, settles once its interval's
+        half-width, about ``1.96 · 1.2533 · s / √k`` for the median of ``k`` rounds, is
+        under ``d``; one that would need more than ``max_rounds`` gets one more look (twice
+        the rounds, while under ``2 · repeat``), then is left open. A point left with
+        too few rounds after setting some aside (interference, short samples) needs a
+        fresh set; one too spread, twice the rounds.
+        """
+        mine = [s for s in self.results["samples"] if (s["dtype"], s["n"], s["m"]) == job]
+        if not mine:
+            return None
+        cfg = self.config
+        crit = cfg.criteria
+        k = self.rounds.get(job, 0)
+        edge = math.log1p(crit.band)
+        need = 0.0
+        view = {**self.results, "samples": mine, "points": []}
+        for row in summarize(view, crit):
+            if any(f.startswith(("interference", "short samples")) for f in row["flags"]):
+                # the clean rounds still missing, at the rate clean rounds came so far
+                rate = max(row["rounds_clean"] / max(k, 1), 0.25)
+                need = max(need, k + (min_rounds(crit.confidence) - row["rounds_clean"]) / rate)
+            elif any(f.startswith("spread") for f in row["flags"]):
+                need = max(need, 2.0 * k)
+            for key in COMPARISONS:
+                v = row.get(key)
+                if v is None or v["verdict"] != "undecided":
+                    continue
+                if v["lo"] is None:
+                    need = max(need, float(min_rounds(crit.confidence)
+                                           + row.get("rounds_set_aside", 0)))
+                    continue
+                d = abs(abs(math.log(v["estimate"])) - edge)
+                sd = v.get("log_sd") or 0.0
+                k_needed = max(k + 1.0, 1.2 * (1.96 * 1.2533 * sd / max(d, 1e-12)) ** 2)
+                if k_needed <= cfg.max_rounds:  # the hopeless ones must not hold up the rest
+                    need = max(need, k_needed)
+                elif k < 2 * cfg.repeat:  # but the median of a few rounds is noisy itself:
+                    need = max(need, 2.0 * k)  # one more look before giving up
+
+        return need or None
+
+    def _order(self, cases: dict[Key, Case], r: int) -> list[Key]:
+        groups: dict[str, list[Key]] = {}
+        for key in cases:
+            groups.setdefault(library_of(key[0]), []).append(key)
+        libs = list(groups)
+        libs = libs[r % len(libs):] + libs[:r % len(libs)]
+        order: list[Key] = []
+        for lib in libs:
+            keys = groups[lib]
+            shift = r % len(keys)
+            order += keys[shift:] + keys[:shift]
+        return order
+
+    def visit(self, job: Job, until: float | None, rounds: int | None) -> None:
+        """Measure ``job`` until ``rounds`` more rounds are done (``None``: until its
+        verdicts settle or ``max_rounds``), or the next round would end after ``until``.
+        """
+        dtype, n, m = job
+        cfg, results = self.config, self.results
+        cases = self.build(cfg, results, n, m, dtype)
+        self.loaded |= {lib for t, _ in cases if (lib := _gpu_library(t)) is not None}
+        for key, case in list(cases.items()):
+            try:
+                if (job, key) in self.inner:  # pass 2: calibrated before; one call warms up
+                    case()
+                    continue
+                self.inner[(job, key)], first = calibrate(case, cfg.min_time, self.clock)
+            except (MemoryError, RuntimeError) as exc:  # e.g. out of device memory
+                skip(results, key[0], n, m, dtype, f"{type(exc).__name__}: {exc}",
+                     case=key[1])
+                del cases[key]
+                continue
+            results["calibration"].append({"target": key[0], "case": key[1], "n": n, "m": m,
+                                           "dtype": dtype, "first_call_s": first,
+                                           "inner": self.inner[(job, key)]})
+            limit = cfg.max_sample_seconds
+            if limit is not None and first > limit:
+                skip(results, key[0], n, m, dtype,
+                     f"one {key[1]} call took {first:.1f} s > --max-sample-seconds {limit:g}",
+                     case=key[1])
+                del cases[key]
+        self.last_library = library_of(next(reversed(cases))[0]) if cases else None
+        done = self.rounds.get(job, 0)
+        target = None if rounds is None else done + rounds
+        visit_no = sum(1 for p in results["points"] if (p["dtype"], p["n"], p["m"]) == job)
+        began = self.clock.now()
+        measured: dict[Key, list[float]] = {}
+        while cases and (target is None or done < target) and done < cfg.max_rounds:
+            estimate = self.round_cost.get(job, self._estimate(job, list(cases)))
+            if estimate > self._left(until) or estimate > self._left(self.deadline):
+                break
+            if target is None and done >= cfg.repeat:
+                need = self._rounds_needed(job)
+                if need is None or need > cfg.max_rounds:
+                    break
+            t0 = self.clock.now()
+            for key in self._order(cases, done):
+                if self._left(self.deadline) <= 0:  # a round far slower than the last one:
+                    break  # stop at the deadline; the pairs measured so far still count
+                library = library_of(key[0])
+                if library != self.last_library:
+                    results["waits_s"] += wait_idle(self.clock, cfg.pause)
+                self.last_library = library
+                inner = self.inner[(job, key)]
+                try:
+                    timing = sample(cases[key], inner, self.clock)
+                except (MemoryError, RuntimeError) as exc:  # e.g. out of device memory
+                    skip(results, key[0], n, m, dtype, f"{type(exc).__name__}: {exc}",
+                         case=key[1])
+                    del cases[key]
+                    continue
+                short = timing.seconds * inner < cfg.min_time / 2
+                results["samples"].append({
+                    "target": key[0], "case": key[1], "n": n, "m": m, "dtype": dtype,
+                    "round": done, "visit": visit_no, "seconds": timing.seconds,
+                    "cpu_s": timing.cpu_s, "others_s": timing.others_s, "inner": inner,
+                    "short": short, "t": self.clock.now() - self.start})
+                measured.setdefault(key, []).append(timing.seconds)
+                if short:  # calibrated while the machine was slower: longer samples from now
+                    self.inner[(job, key)] = math.ceil(cfg.min_time / max(timing.seconds, 1e-9))
+            spent = self.clock.now() - t0
+            self.round_cost[job] = max(spent, 0.8 * self.round_cost.get(job, spent))
+            done += 1
+        self.rounds[job] = done
+        for key, times in measured.items():  # the median: one disturbed sample must not decide
+            self.seen.setdefault(key, {})[step_flops(layer_dims(n), m)] = \
+                statistics.median(times)
+        results["points"].append({
+            "dtype": dtype, "n": n, "m": m, "visit": visit_no, "rounds": done,
+            "spent_s": self.clock.now() - began,
+            "loadavg_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None})
+        del cases
+        _free_device_memory(self.loaded)
+        if self.out is not None:
+            write_json(results, self.out)
+
+    # -- the two passes -----------------------------------------------------------------
+
+    def _refine(self, jobs: Sequence[Job]) -> None:
+        """Pass 2: while time is left, the open point that should settle soonest (its
+        estimated rounds needed × its round's cost) gets a visit of about 1.5 times that;
+        points that cannot settle within ``max_rounds`` are left as they are."""
+        cfg = self.config
+        visits: dict[Job, int] = {}
+        while self._left(self.deadline) > 0:
+            options = []
+            for job in jobs:
+                if job not in self.rounds or visits.get(job, 0) >= 3 \
+                        or self.rounds[job] >= cfg.max_rounds:
+                    continue
+                need = self._rounds_needed(job)
+                if need is None or need > cfg.max_rounds:
+                    continue
+                extra = max(1.0, need - self.rounds[job])
+                options.append(((extra + 1) * self._estimate(job), job))
+            left = self._left(self.deadline)
+            options = [o for o in options if 2 * self._estimate(o[1]) <= left]
+            if not options:
+                return
+            cost, job = min(options)
+            visits[job] = visits.get(job, 0) + 1
+            self.visit(job, self.clock.now() + min(left, 1.5 * cost + self._estimate(job)),
+                       None)
+
+    def run(self) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        cfg, results = self.config, self.results
+        jobs = [(dtype, n, m) for dtype in cfg.dtypes for n, m in cfg.points()]
+        bar = tqdm(jobs, desc="deepnet bench", unit="point", disable=not self.progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        for job in bar:
+            dtype, n, m = job
+            bar.set_postfix_str(f"{dtype} n={n} m={m}")
+            need = self._estimate(job) * (cfg.repeat + 2)  # + calibration: ~2 calls a case
+            if need > self._left(self.deadline):
+                for t in (t for t in results["targets"] if not self._capped(t, n)):
+                    skip(results, t, n, m, dtype,
+                          f"time budget of {cfg.time_budget:g} s: this point needs about "
+                          f"{need:.0f} s, {max(0.0, self._left(self.deadline)):.0f} s left")
+                continue
+            self.visit(job, self.deadline, cfg.repeat)
+        bar.close()
+        self._refine(jobs)
+        try:  # libraries loaded during the sweep (e.g. cuBLAS's pools) show up now
+            from threadpoolctl import threadpool_info
+
+            results["machine"]["threadpools"] = threadpool_info()
+        except ImportError:
+            pass
+        if hasattr(os, "getloadavg"):
+            results["machine"]["loadavg_end"] = list(os.getloadavg())
+        results["budget"]["sweep_s"] = self.clock.now() - self.start
+        results["elapsed_s"] = results["budget"]["sweep_s"]
+        return results
+
+
+def run_sweep(config: Config, *, progress: bool = True, out: Path | None = None,
+              command: Sequence[str] = (), **kwargs: Any) -> dict[str, Any]:
+    """:class:`Sweep` ``(config, ...).run()``: the results dict (written to ``out`` after
+    each point, so an interrupted sweep keeps what it measured)."""
+    return Sweep(config, progress=progress, out=out, command=command, **kwargs).run()

@@ -1,0 +1,200 @@
+"""The verdict layer: when a measured ratio may be stated as "faster", "slower" or "same".
+
+A comparison of two cases at one grid point rests on their per-round ratios (both timed
+in the same round, so slow drifts of the machine cancel). Its verdict is
+
+``faster`` / ``slower``  the confidence interval of the speedup lies beyond the band
+                         (``> 1 + band`` or ``< 1 / (1 + band)``);
+``same``                 the interval lies inside the band: no difference beyond it;
+``undecided``            the interval reaches across an edge of the band, or there are
+                         too few rounds for an interval at the asked confidence: the
+                         report says "no clear difference" and why;
+``unreliable``           the measurement cannot be trusted, whatever its interval:
+                         a step faster than its own GEMM floor, a spread (IQR/median)
+                         over ``max_spread``, other processes taking CPU in too many
+                         rounds, rounds drifting, samples taken past the time budget.
+
+Only the first three are verdicts; the report counts how much of the grid has one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deepnet.bench.stats import (
+    Interval,
+    mann_kendall,
+    median_interval,
+    min_rounds,
+    quantiles,
+    theil_sen_slope,
+)
+
+__all__ = [
+    "CLEAR",
+    "VERDICTS",
+    "Criteria",
+    "Verdict",
+    "classify",
+    "drift_flag",
+    "floor_flag",
+    "paired_verdict",
+    "spread_flag",
+]
+
+VERDICTS = ("faster", "slower", "same", "undecided", "unreliable")
+CLEAR = frozenset({"faster", "slower", "same"})
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """The thresholds of the verdict layer (each a ``deepnet bench`` option).
+
+    ``confidence``: of every interval; ``band``: the "no clear difference" band, ±5 %
+    (a ratio within ``[1/1.05, 1.05]``); ``max_spread``: IQR/median of a case's times;
+    ``max_interference``: cores other processes may take during a round (beyond those
+    this process leaves free) before the round is set aside; ``floor_tolerance``: how far
+    below its GEMM floor a step may measure (rounding) before it is flagged;
+    ``drift_alpha``: level of the Mann-Kendall trend test.
+    """
+
+    confidence: float = 0.95
+    band: float = 0.05
+    max_spread: float = 0.25
+    max_interference: float = 0.25
+    floor_tolerance: float = 0.02
+    drift_alpha: float = 0.01
+
+    def as_dict(self) -> dict[str, float]:
+        return {"confidence": self.confidence, "band": self.band,
+                "max_spread": self.max_spread, "max_interference": self.max_interference,
+                "floor_tolerance": self.floor_tolerance, "drift_alpha": self.drift_alpha}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Criteria:
+        known = cls().as_dict()
+        return cls(**{k: float(v) for k, v in (data or {}).items() if k in known})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A ratio (in the orientation it is shown: its median over ``rounds`` rounds, and its
+    interval when enough rounds reach the confidence), and what it means for the case
+    compared: ``label`` in :data:`VERDICTS`, ``why`` a sentence when it is not a clear
+    verdict."""
+
+    estimate: float
+    rounds: int
+    interval: Interval | None
+    label: str
+    why: str = ""
+    log_sd: float | None = None  # robust spread of the log ratios: IQR / 1.349
+
+    @property
+    def clear(self) -> bool:
+        return self.label in CLEAR
+
+    def as_dict(self) -> dict[str, Any]:
+        iv = self.interval
+        return {"estimate": self.estimate, "lo": iv.lo if iv else None,
+                "hi": iv.hi if iv else None, "confidence": iv.confidence if iv else None,
+                "rounds": self.rounds, "verdict": self.label, "why": self.why,
+                "log_sd": self.log_sd}
+
+
+def classify(speedup: Interval | None, criteria: Criteria, rounds: int) -> tuple[str, str]:
+    """``(label, why)`` for a speedup interval (``> 1``: the case is faster)."""
+    band = criteria.band
+    if speedup is None:
+        need = min_rounds(criteria.confidence)
+        return "undecided", (f"{rounds} usable round(s): a {criteria.confidence:.0%} "
+                             f"interval needs at least {need}")
+    up, down = 1.0 + band, 1.0 / (1.0 + band)
+    if speedup.lo > up:
+        return "faster", ""
+    if speedup.hi < down:
+        return "slower", ""
+    if speedup.lo >= down and speedup.hi <= up:
+        return "same", ""
+    return "undecided", (f"no clear difference: the interval [{speedup.lo:.3g}, "
+                         f"{speedup.hi:.3g}] reaches across the ±{band:.0%} band")
+
+
+def spread_flag(times: Sequence[float], criteria: Criteria, what: str = "") -> str | None:
+    """A flag when the IQR/median of ``times`` is over ``max_spread``."""
+    if len(times) < 2:
+        return None
+    q1, med, q3 = quantiles(times)
+    rel = (q3 - q1) / med
+    if rel > criteria.max_spread:
+        return (f"spread{' of ' + what if what else ''}: IQR/median {rel:.0%} > "
+                f"{criteria.max_spread:.0%}")
+    return None
+
+
+def floor_flag(step_over_floor: Sequence[float], criteria: Criteria) -> str | None:
+    """A flag when a step measures below its own GEMM floor (median per-round ratio)."""
+    if not step_over_floor:
+        return None
+    med = quantiles(step_over_floor)[1]
+    if med < 1.0 - criteria.floor_tolerance:
+        return f"below its GEMM floor: ÷ floor {med:.2f} (a step cannot beat its matmuls)"
+    return None
+
+
+def drift_flag(ratios: Sequence[float], criteria: Criteria) -> str | None:
+    """A flag when per-round ratios (in time order) trend: Mann-Kendall significant at
+    ``drift_alpha`` and the Theil-Sen trend moving them by more than half the band.
+
+    A drift that cannot change the verdict is let pass: when every round's ratio lies
+    beyond the band on the same side, each round alone says the same.
+    """
+    k = len(ratios)
+    if k < 3:
+        return None
+    up = 1.0 + criteria.band
+    if min(ratios) > up or max(ratios) < 1.0 / up:
+        return None
+    _, p = mann_kendall(ratios)
+    if p >= criteria.drift_alpha:
+        return None
+    med = quantiles(ratios)[1]
+    moved = abs(theil_sen_slope(ratios)) * (k - 1) / med
+    if moved <= criteria.band / 2:
+        return None
+    return (f"drift: the ratio moved {moved:.0%} over {k} rounds "
+            f"(Mann-Kendall p = {p:.2g})")
+
+
+def paired_verdict(num: Mapping[int, float], den: Mapping[int, float], criteria: Criteria,
+                   flags: Sequence[str] = (), *, as_time_ratio: bool = False) -> Verdict | None:
+    """The verdict on ``num[r] / den[r]`` over the rounds both have (in round order).
+
+    By default the ratio is a speedup of the ``den`` case (``numpy / torch``: torch's
+    speedup over NumPy). With ``as_time_ratio`` it is shown as a time ratio of the ``num``
+    case (``deepnet / PyTorch``: under 1 when deepnet is faster) and judged as the speedup
+    ``den / num``. ``flags`` (untrustworthy measurements of either case) make it
+    ``unreliable``. ``None`` when the two share no round.
+    """
+    rounds = sorted(set(num) & set(den))
+    if not rounds:
+        return None
+    ratios = [num[r] / den[r] for r in rounds]
+    interval = median_interval(ratios, criteria.confidence)
+    speedup = None
+    if interval is not None:
+        speedup = interval.inverted() if as_time_ratio else interval
+    reasons = list(flags)
+    drift = drift_flag(ratios, criteria)
+    if drift:
+        reasons.append(drift)
+    estimate = quantiles(ratios)[1]
+    logs = quantiles([math.log(x) for x in ratios])
+    sd = (logs[2] - logs[0]) / 1.349
+    if reasons:
+        return Verdict(estimate, len(rounds), interval, "unreliable", "; ".join(reasons), sd)
+    label, why = classify(speedup, criteria, len(rounds))
+    return Verdict(estimate, len(rounds), interval, label, why, sd)

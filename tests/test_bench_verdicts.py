@@ -1,0 +1,142 @@
+"""``deepnet.bench.verdicts``: the band, the flags, and the target of issue 13 in CI: fed
+synthetic samples that cannot be trusted (wide spread, outliers, times below the floor,
+drifting rounds, interference), the verdict layer states no verdict, no crossover and no
+advice, while the same grid measured cleanly gets clear verdicts."""
+
+from __future__ import annotations
+
+import pytest
+from bench_synthetic import POINTS, synthetic
+
+from deepnet.bench.advise import advise
+from deepnet.bench.crossover import crossover_map
+from deepnet.bench.stats import Interval
+from deepnet.bench.summary import summarize
+from deepnet.bench.verdicts import (
+    CLEAR,
+    Criteria,
+    classify,
+    drift_flag,
+    floor_flag,
+    paired_verdict,
+    spread_flag,
+)
+
+CRIT = Criteria()
+
+
+def _iv(lo, hi, est=None):
+    return Interval(est if est is not None else (lo + hi) / 2, lo, hi, 0.95, 8)
+
+
+@pytest.mark.parametrize("lo, hi, label", [
+    (1.06, 1.3, "faster"), (0.5, 0.94, "slower"), (0.96, 1.04, "same"),
+    (1.0, 1.2, "undecided"), (0.9, 1.01, "undecided"), (0.5, 2.0, "undecided"),
+    (1.04, 1.051, "undecided"), (0.953, 1.049, "same"),
+])
+def test_classify_against_the_band(lo, hi, label):
+    assert classify(_iv(lo, hi), CRIT, 8)[0] == label
+
+
+def test_classify_without_an_interval_says_how_many_rounds_are_needed():
+    label, why = classify(None, CRIT, 4)
+    assert label == "undecided" and "4 usable round(s)" in why and "at least 6" in why
+
+
+def test_flags():
+    assert spread_flag([1.0, 1.01, 0.99, 1.0], CRIT) is None
+    assert "IQR/median" in spread_flag([1.0, 2.0, 0.5, 1.5], CRIT)
+    assert floor_flag([1.01, 0.995, 1.0], CRIT) is None  # within the tolerance
+    assert "below its GEMM floor" in floor_flag([0.97, 0.96, 0.95], CRIT)
+    rising = [1.0 + 0.02 * r for r in range(10)]
+    assert "drift" in drift_flag(rising, CRIT)
+    assert drift_flag([1.0, 1.01, 0.99, 1.0, 1.01, 0.99, 1.0, 1.0], CRIT) is None
+    # a trend that never leaves "faster" cannot change the verdict
+    assert drift_flag([2.0 + 0.02 * r for r in range(10)], CRIT) is None
+
+
+def test_paired_verdict_orientations():
+    numpy = {r: 1.0 for r in range(8)}
+    torch = {r: 0.5 + 0.001 * (r % 3) for r in range(8)}
+    v = paired_verdict(numpy, torch, CRIT)  # torch's speedup over NumPy: ≈ 2
+    assert v.label == "faster" and v.interval.estimate == pytest.approx(2.0, rel=0.01)
+    v = paired_verdict(torch, numpy, CRIT, as_time_ratio=True)  # torch ÷ NumPy ≈ 0.5
+    assert v.label == "faster" and v.interval.estimate == pytest.approx(0.5, rel=0.01)
+    v = paired_verdict(numpy, torch, CRIT, ["NumPy: spread"])
+    assert v.label == "unreliable" and "spread" in v.why
+    assert paired_verdict({0: 1.0}, {1: 1.0}, CRIT) is None
+
+
+def test_criteria_round_trip():
+    c = Criteria(band=0.1, confidence=0.9)
+    assert Criteria.from_dict(c.as_dict()) == c
+    assert Criteria.from_dict(None) == Criteria()
+
+
+# -- the synthetic-noise target ----------------------------------------------------------
+
+TRUE = {"torch": 1.3, "pytorch@cpu": 0.7}  # torch 1.3× faster than NumPy, PyTorch slower
+
+
+def _outliers(sample):
+    if sample["target"] == "torch" and sample["case"] == "step" and sample["round"] in (2, 5):
+        return dict(sample, seconds=sample["seconds"] * 4.0)
+    return sample
+
+
+def _drift(sample):
+    """torch slows down round after round: its speedup goes from 1.6 to 1.0."""
+    if sample["target"] == "torch":
+        return dict(sample, seconds=sample["seconds"] * (1.0 + 0.085 * sample["round"]))
+    return sample
+
+
+SCENARIOS = {
+    "wide spread": {"noise": 0.5},
+    "outliers": {"transform": _outliers},
+    "below the floor": {"floor_factor": 0.85},
+    "drifting rounds": {"transform": _drift, "speedups": {"torch": 1.6, "pytorch@cpu": 1.0}},
+    "interference": {"others_cores": lambda *_: 1.0},
+}
+
+
+def _scenario(name):
+    kw = dict(SCENARIOS[name])
+    speedups = kw.pop("speedups", TRUE)
+    return synthetic(speedups, seed=hash(name) % 1000, **kw)
+
+
+def test_the_same_grid_measured_cleanly_has_clear_verdicts():
+    """The control: without the disturbance every comparison is decided (so the test
+    below can fail)."""
+    rows = summarize(synthetic(TRUE, seed=3))
+    verdicts = [r["vs_numpy"]["verdict"] for r in rows if r.get("vs_numpy")]
+    assert verdicts and all(v in CLEAR for v in verdicts)
+    assert any("torch is faster than NumPy" in s for s in crossover_map(rows)["float32"])
+    assert "Advice: use torch" in advise(synthetic(TRUE, seed=3), 256, 512)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_untrustworthy_samples_give_no_verdict(name):
+    results = _scenario(name)
+    rows = summarize(results)
+    disturbed = [r for r in rows if r["target"] == "torch"]
+    assert len(disturbed) == len(POINTS)
+    for row in disturbed:
+        for key in ("vs_numpy", "vs_reference"):
+            v = row[key]
+            assert v["verdict"] not in CLEAR, (name, row["n"], row["m"], key, v)
+            assert v["why"], "a missing verdict must say why"
+    assert not any("torch is faster" in s for s in crossover_map(rows)["float32"])
+    for n, m in POINTS:
+        assert "Advice: none with confidence" in advise(results, n, m), (name, n, m)
+
+
+def test_a_naive_median_would_have_claimed_a_verdict():
+    """The scenarios are not trivially inconclusive: the median of per-round ratios
+    alone, as bench.py once used it, lies beyond the band in each."""
+    for name in SCENARIOS:
+        rows = summarize(_scenario(name))
+        medians = [r["vs_numpy"]["estimate"] for r in rows if r["target"] == "torch"]
+        beyond = [x for x in medians if x > 1.05 or x < 1 / 1.05]
+        assert len(beyond) >= len(medians) // 2, (name, medians)
