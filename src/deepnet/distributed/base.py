@@ -1,12 +1,15 @@
 """The communicator interface, the single-process communicator, and the waiting loop every
 multi-process communicator shares.
 
-A collective is started as a non-blocking request and waited for in :meth:`Communicator._wait`,
-which at the same time watches three things, so that no rank waits forever:
+A collective is started as a non-blocking request and waited for in
+:meth:`Communicator._wait`, which at the same time watches these, so that no rank waits
+forever:
 
 - the **error channel**: a rank that stops with an exception (bad input,
   ``DivergenceError``, Ctrl-C) posts it with :meth:`Communicator.fail`; every rank waiting
-  in a collective raises the same error class, with the message naming the rank;
+  in a collective raises the same error class, with the message naming the rank. On MPI
+  a rank that leaves the run (its communicator closes at exit) also says how many
+  collectives it made, and a rank waiting for one it never started stops;
 - the **processes of the other ranks on this machine** (checked every
   :data:`CHECK_EVERY` seconds): one that exited or was killed is named in a
   ``DistributedError``;
