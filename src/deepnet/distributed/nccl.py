@@ -26,8 +26,7 @@ class NCCLCommunicator(MPICommunicator):
     name = "nccl"
 
     def __init__(self, *, timeout: float | None = None) -> None:
-        super().__init__(timeout=timeout)
-        try:
+        try:  # before MPI starts: a missing CuPy leaves nothing half made
             import cupy
             from cupy.cuda import nccl
         except ImportError as exc:
@@ -35,9 +34,15 @@ class NCCLCommunicator(MPICommunicator):
                 f"the nccl communicator needs CuPy with NCCL ({exc}); install "
                 "'deepnet[cuda12]' and NCCL, or use DEEPNET_COMM=mpi"
             ) from exc
+        super().__init__(timeout=timeout)
         self._cupy, self._nccl_mod = cupy, nccl
-        uid = self.broadcast_object(nccl.get_unique_id() if self.is_root else None)
-        self._nccl = nccl.NcclCommunicator(self.size, uid, self.rank)
+        try:
+            uid = self.broadcast_object(nccl.get_unique_id() if self.is_root else None)
+            self._nccl = nccl.NcclCommunicator(self.size, uid, self.rank)
+        except BaseException as exc:
+            self.fail(exc)
+            self.close()
+            raise
         self._types = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64}
 
     def _native(self, x: Array) -> Any:
