@@ -68,7 +68,7 @@ else
   test_backends="${GPU_SH_TEST_BACKENDS:-cupy,torch:cuda}"
   sweep_backends="${GPU_SH_BACKENDS:-cupy,torch:cuda,numpy}"
   widths="${GPU_SH_WIDTHS:-64,256,1024,4096}"; batches="${GPU_SH_BATCHES:-64,512,4096}"
-  points="${GPU_SH_POINTS:-8192x8192}"; repeat="${GPU_SH_REPEAT:-5}"
+  points="${GPU_SH_POINTS:-8192x8192}"; repeat="${GPU_SH_REPEAT:-6}"
   max_width="--max-width numpy=4096"
   smoke_backends="cupy torch:cuda"
 fi
