@@ -2,7 +2,7 @@
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "types", "docs"]
+nox.options.sessions = ["tests", "distributed", "lint", "types", "docs"]
 BACKENDS = ["numpy", "array_api_strict", "torch"]
 
 
@@ -17,7 +17,15 @@ def tests(session: nox.Session, backend: str) -> None:
     """The suite on one backend (array_api_strict covers both of its devices)."""
     _install(session, "test")
     ids = "array_api_strict,array_api_strict:device1" if backend == "array_api_strict" else backend
-    session.run("python", "-m", "pytest", *session.posargs, env={"DEEPNET_TEST_BACKENDS": ids})
+    session.run("python", "-m", "pytest", "-m", "not distributed", *session.posargs,
+                env={"DEEPNET_TEST_BACKENDS": ids})
+
+
+@nox.session
+def distributed(session: nox.Session) -> None:
+    """The tests that launch several processes (mpiexec -n 2 and 3, torch.distributed)."""
+    _install(session, "test")
+    session.run("python", "-m", "pytest", "-m", "distributed", *session.posargs)
 
 
 @nox.session

@@ -6,7 +6,15 @@
 2
 """
 
-from deepnet import activations, datasets, initializers, layers, losses, optimizers
+from deepnet import (
+    activations,
+    datasets,
+    distributed,
+    initializers,
+    layers,
+    losses,
+    optimizers,
+)
 from deepnet.backend import (
     BACKEND_NAMES,
     available_backends,
@@ -19,8 +27,10 @@ from deepnet.errors import (
     BackendError,
     CheckpointError,
     DeepNetError,
+    DistributedError,
     DivergenceError,
     InputError,
+    RankMismatchError,
     ShapeError,
 )
 from deepnet.gradcheck import gradient_check
@@ -38,10 +48,12 @@ __all__ = [
     "CheckpointError",
     "DeepNet",
     "DeepNetError",
+    "DistributedError",
     "DivergenceError",
     "EarlyStopping",
     "History",
     "InputError",
+    "RankMismatchError",
     "ShapeError",
     "StopTraining",
     "activations",
@@ -49,6 +61,7 @@ __all__ = [
     "datasets",
     "dense_backward",
     "dense_forward",
+    "distributed",
     "fit",
     "get_backend",
     "gradient_check",

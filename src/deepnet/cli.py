@@ -25,7 +25,7 @@ import sys
 import threading
 
 import deepnet
-from deepnet import cli_train
+from deepnet import cli_train, distributed
 from deepnet.backend import available_backends, get_backend, resolve_dtype_name
 from deepnet.errors import DeepNetError
 
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "bench":
         return _bench(argv[1:])
     command = argv[0] if argv and argv[0] in ("train", "info") else None
+    comm = distributed.start_command(command)  # mpiexec/srun/torchrun: rank 0 alone prints
     try:
         parser = _parser()
         args = parser.parse_args(argv)
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return args.func(args)
     except DeepNetError as exc:
+        comm.fail(exc)  # the other ranks stop with it instead of waiting for this one
         print(f"deepnet {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before anything was written (later phases say more)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from deepnet import datasets, optimizers, paths
+from deepnet import datasets, distributed, optimizers, paths
 from deepnet.backend import BACKEND_NAMES, DTYPE_NAMES, to_numpy
 from deepnet.errors import CheckpointError, InputError
 from deepnet.network import DeepNet
@@ -276,20 +276,25 @@ def _run(args: argparse.Namespace, net: DeepNet, optimizer: optimizers.Optimizer
           f"{net.backend.label} {net.dtype_name}", flush=True)
     interrupts.check()
 
+    comm = distributed.init()  # under mpiexec/torchrun, one fit across the ranks
     start = time.perf_counter()
     try:
         history = net.fit(
             X_train, Y_train, epochs=args.epochs, batch_size=args.batch_size,
             optimizer=optimizer, seed=args.seed, validation=args.validation or None,
             early_stopping=args.early_stopping, callbacks=[interrupts.check],
-            progress=False if args.no_progress else None,
+            progress=False if args.no_progress else None, comm=comm,
         )
+        if not comm.is_root:
+            return 0  # one network across the ranks: rank 0 saves, reports and plots it
         seconds = time.perf_counter() - start
         interrupts.check()
         with _ctrl_c_held():
             net.save(checkpoint)
     except KeyboardInterrupt:  # in fit, or just after it: keep what was learned
         done = net.history.epochs if net.history is not None else 0
+        if not comm.is_root:
+            return 130
         if not done:
             print("deepnet train: interrupted before the first epoch ended; nothing saved",
                   file=sys.stderr)

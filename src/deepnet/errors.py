@@ -25,11 +25,21 @@ class DivergenceError(DeepNetError, RuntimeError):
     """Training produced a non-finite cost or parameter; the last finite ones were kept."""
 
 
+class DistributedError(DeepNetError, RuntimeError):
+    """A distributed run stopped: a rank failed, was lost or timed out (``deepnet.distributed``)."""
+
+
+class RankMismatchError(InputError, DistributedError):
+    """The ranks of a distributed run were given inputs that differ (shapes, seed, ...)."""
+
+
 __all__ = [
     "BackendError",
     "CheckpointError",
     "DeepNetError",
+    "DistributedError",
     "DivergenceError",
     "InputError",
+    "RankMismatchError",
     "ShapeError",
 ]
