@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from deepnet import checks
+from deepnet import checks, inputs
 from deepnet.backend import Array, Backend, host_input
 from deepnet.errors import InputError, ShapeError
 
@@ -112,7 +112,7 @@ def memmap_file(x: Any) -> str | None:
 def features(backend: Backend, X: Any, n0: int, dtype: Any, what: str = "X") -> Table:
     """Features as an example-major table on ``backend`` (streamed from a memory map).
 
-    Shape and dtype are checked first, with the messages of ``checks.features``; then
+    Shape and dtype are checked first, with the messages of ``inputs.features``; then
     every value is checked to be finite in one read (a sum per chunk, no temporary as
     large as ``X``).
 
@@ -140,7 +140,7 @@ def features(backend: Backend, X: Any, n0: int, dtype: Any, what: str = "X") -> 
     ShapeError, InputError
         For a wrong shape or dtype, or values that are NaN or inf.
     """
-    checks.feature_shape(X, n0, what)
+    inputs.feature_shape(X, n0, what)
     filename = memmap_file(X)
     if filename is not None:
         host = host_input(X, what)
@@ -159,7 +159,7 @@ def labels(backend: Backend, Y: Any, *, output: str, nL: int, m: int, dtype: Any
     """Labels as an example-major table: ``(m, nL)`` rows of the canonical float labels
     (one-hot for integer class labels).
 
-    Labels in memory are checked and converted by ``checks.labels`` (they are ``nL/n0``
+    Labels in memory are checked and converted by ``inputs.labels`` (they are ``nL/n0``
     of the data's size). A memory map of labels is checked chunk by chunk on the host
     and streamed like the features.
 
@@ -185,7 +185,7 @@ def labels(backend: Backend, Y: Any, *, output: str, nL: int, m: int, dtype: Any
     """
     filename = memmap_file(Y)
     if filename is None:
-        canonical = checks.labels(backend, Y, output=output, nL=nL, m=m, dtype=dtype,
+        canonical = inputs.labels(backend, Y, output=output, nL=nL, m=m, dtype=dtype,
                                   what=what)
         return Table(_row_major(backend, canonical.T), m, nL, name=what)
     host = host_input(Y, what)
@@ -209,7 +209,7 @@ def labels(backend: Backend, Y: Any, *, output: str, nL: int, m: int, dtype: Any
     def canonical_rows(block: np.ndarray) -> np.ndarray:
         # block: (rows of) columns in the caller's layout, examples along the last axis
         labels_in = block[0] if host.ndim == 1 else block
-        got = checks.labels(numpy, labels_in, output=output, nL=nL, m=block.shape[1],
+        got = inputs.labels(numpy, labels_in, output=output, nL=nL, m=block.shape[1],
                             dtype=np_dtype, what=where)
         return np.ascontiguousarray(got.T)
 

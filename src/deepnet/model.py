@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from deepnet import activations, checks, dropout, initializers, layers, losses
+from deepnet import activations, checks, dropout, initializers, inputs, layers, losses
 from deepnet.backend import (
     Array,
     Backend,
@@ -196,7 +196,7 @@ class Model:
             )
         new = {}
         for key, shape in expected.items():
-            got = checks._shape_of(params[key], key)
+            got = checks.shape_of(params[key], key)
             if got != shape:
                 raise ShapeError(f"{key} must have shape {shape}; got {got}")
             value = self.backend.asarray(params[key], self.dtype, what=key)
@@ -215,7 +215,7 @@ class Model:
                 f"the network has no parameter {checks._short(key)}; its parameters are "
                 f"{', '.join(shapes)}"
             )
-        got = checks._shape_of(value, key)
+        got = checks.shape_of(value, key)
         if got != shapes[key]:
             raise ShapeError(f"{key} must have shape {shapes[key]}; got {got}")
         converted = self.backend.asarray(value, self.dtype, what=key)
@@ -450,22 +450,22 @@ class Model:
 
     # -- checks ---------------------------------------------------------------------
     def _check_X(self, X: Any, what: str = "X") -> Array:
-        return checks.features(self.backend, X, self.layer_dims[0], self.dtype, what)
+        return inputs.features(self.backend, X, self.layer_dims[0], self.dtype, what)
 
     def _check_Y(self, Y: Any, m: int, what: str = "Y") -> Array:
-        return checks.labels(
+        return inputs.labels(
             self.backend, Y, output=self.output, nL=self.layer_dims[-1], m=m,
             dtype=self.dtype, what=what,
         )
 
     def _check_AL(self, AL: Any) -> Array:
-        return checks.output_activations(
+        return inputs.output_activations(
             self.backend, AL, output=self.output, nL=self.layer_dims[-1], dtype=self.dtype
         )
 
     def _check_caches(self, caches: Any, m: int, AL: Array | None = None) -> Caches:
         """The caches of this network's forward of the batch whose output is ``AL``."""
-        return checks.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype,
+        return inputs.caches(self.backend, caches, dims=self.layer_dims, m=m, dtype=self.dtype,
                              params=self._params, AL=AL)
 
 

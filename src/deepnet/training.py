@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from numbers import Real
 from typing import Any
 
-from deepnet import checks, data, memory
+from deepnet import checks, data, inputs, memory
 from deepnet import optimizers as _optimizers
 from deepnet.backend import host_rng
 from deepnet.errors import InputError
@@ -104,14 +104,14 @@ def _check_memory(net: Model, X: Any, validation: Any, batch_size: Any,
     ``Y`` (none for a memory map), the workspaces of a batch and of the last one, the
     gather buffers, the optimizer's moments and the per-epoch snapshots."""
     dims, s = net.layer_dims, memory.itemsize(net.dtype_name)
-    _, m = checks.feature_shape(X, dims[0], "X")
+    _, m = inputs.feature_shape(X, dims[0], "X")
     b = m if batch_size is None else min(m, _check_batch_size(batch_size, m))
     P = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims)))
     name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "name", "gd")
     moments = len(_optimizers.OPTIMIZERS.get(str(name).lower(), _optimizers.GD).moments)
     copies = 0 if data.memmap_file(X) else m * (dims[0] + dims[-1]) * s
     if isinstance(validation, tuple) and not data.memmap_file(validation[0]):
-        m_val = checks.feature_shape(validation[0], dims[0], "X_val")[1]
+        m_val = inputs.feature_shape(validation[0], dims[0], "X_val")[1]
         copies += m_val * (dims[0] + dims[-1]) * s
     evaluation = sum(dims) * min(m, EVAL_CHUNK) * s
     buffers = (2 * memory.workspace_bytes(dims, b, net.dtype_name)
