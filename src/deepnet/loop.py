@@ -30,6 +30,7 @@ import numpy as np
 from deepnet import metrics as _metrics
 from deepnet import optimizers as _optimizers
 from deepnet.backend import Array, to_numpy
+from deepnet.distributed import raised_everywhere
 from deepnet.errors import DivergenceError
 from deepnet.history import MONITORS, Callback, EarlyStopping, History, StopTraining
 from deepnet.loader import Loader, plan
@@ -288,10 +289,12 @@ class Loop:
                 seconds = time.perf_counter() - t0
                 finite = float(host[1]) == 1.0 or exactly_finite(net._params, xp)
                 if not (math.isfinite(float(host[0])) and finite):
-                    raise self._divergence(epoch, epochs, float(host[0]))
+                    # every process decides this from the same all-reduced numbers
+                    raise raised_everywhere(self._divergence(epoch, epochs, float(host[0])))
                 logs = self._logs(host, seconds)
                 if logs["val_cost"] is not None and not math.isfinite(logs["val_cost"]):
-                    raise self._bad_validation(epoch, epochs, logs["val_cost"])
+                    raise raised_everywhere(self._bad_validation(epoch, epochs,
+                                                                 logs["val_cost"]))
                 in_epoch = False
                 self.opt.epochs += 1
                 self._record(history, logs)
@@ -315,7 +318,9 @@ class Loop:
                 if stop:
                     history.stopped_early = epoch < epochs - 1
                     break
-        except BaseException:
+        except BaseException as exc:
+            if self.comm is not None:  # the other processes stop with it, never hang
+                self.comm.fail(exc)
             if in_epoch and start_params is not None:
                 _restore(net, start_params)
                 _opt_restore(self.opt, start_opt)

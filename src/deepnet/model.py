@@ -347,12 +347,14 @@ class Model:
         loss is then its share, ``Σ loss / m``. ``l2=False`` leaves out the L2 term (a
         step adds it once, after summing the parts: :meth:`_l2_cost`).
         """
-        if caches is not None:
+        if AL.shape[1] == 0:  # an empty share of a batch (more processes than columns)
+            J = self.xp.zeros((), dtype=AL.dtype, device=AL.device)
+        elif caches is not None:
             ZL = caches[-1][0][1]
             J = self.loss.from_logits(ZL, Y)
         else:
             J = self.loss.from_output(AL, Y)
-        if m is not None and m != AL.shape[1]:
+        if m is not None and m != AL.shape[1] and AL.shape[1] > 0:
             J = J * (AL.shape[1] / m)
         if l2 and self.l2 > 0.0:
             J = J + self._l2_cost(AL.shape[1] if m is None else m)
