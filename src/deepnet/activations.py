@@ -144,8 +144,8 @@ class Activation(NamedTuple):
     """An activation's name with its forward and backward."""
 
     name: str
-    forward: Callable[[Array], Array]
-    backward: Callable[[Array, Array, Array], Array]
+    forward: Callable[..., Array]  # g(Z, *, out=None, zeros=None)
+    backward: Callable[..., Array]  # g_backward(dA, Z, A, *, out=None, tmp=None)
 
 
 ACTIVATIONS: dict[str, Activation] = {

@@ -115,10 +115,10 @@ def caches(
                     f"{where}: {name} is on device {device_label(x.device)!r}, the network "
                     f"on {backend.label!r}; pass {origin}"
                 )
-            got = tuple(x.shape)
-            if got != shape:
+            got_shape = tuple(x.shape)
+            if got_shape != shape:
                 raise ShapeError(
-                    f"{where}: {name} has shape {got}, expected {shape} for layer {l} and "
+                    f"{where}: {name} has shape {got_shape}, expected {shape} for layer {l} and "
                     f"m = {m} examples; pass {origin}"
                 )
             if x.dtype != dtype:

@@ -105,7 +105,8 @@ def _check_memory(net: Model, X: Any, validation: Any, batch_size: Any,
     gather buffers, the optimizer's moments and the per-epoch snapshots."""
     dims, s = net.layer_dims, memory.itemsize(net.dtype_name)
     _, m = inputs.feature_shape(X, dims[0], "X")
-    b = m if batch_size is None else min(m, _check_batch_size(batch_size, m))
+    size = None if batch_size is None else _check_batch_size(batch_size, m)
+    b = m if size is None else min(m, size)
     P = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims)))
     name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "name", "gd")
     moments = len(_optimizers.OPTIMIZERS.get(str(name).lower(), _optimizers.GD).moments)

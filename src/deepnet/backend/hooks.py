@@ -36,7 +36,7 @@ def into(out: Array | None, name: str, *args: Any) -> Array:
     """
     if out is not None:
         key = (type(out), name)
-        native = _NATIVE_OUT.get(key)
+        native: Any = _NATIVE_OUT.get(key)
         if native is None:
             lib = _library_of(out)
             native = False

@@ -55,7 +55,7 @@ class Backend:
     name: str
     xp: ModuleType
     device: Any
-    lib: ModuleType | None = None
+    lib: Any = None  # a module (numpy, cupy, torch), or None
     _sync: Any = field(default=None, repr=False)
 
     # -- identity -------------------------------------------------------------------

@@ -26,7 +26,7 @@ _scoped: contextvars.ContextVar[tuple[Backend, ...]] = contextvars.ContextVar(
 )
 
 
-def get_backend(name: str | None = None, device: str | None = None) -> Backend:
+def get_backend(name: str | Backend | None = None, device: str | None = None) -> Backend:
     """The backend called ``name`` on ``device``.
 
     With no ``name``, the default: the innermost :func:`use_backend` of this thread or

@@ -47,6 +47,7 @@ DEFAULT_TIMEOUT = 1800.0
 def timeout_from_env(timeout: float | None = None) -> float | None:
     """``timeout``, else ``DEEPNET_COMM_TIMEOUT`` (seconds; ``0`` or ``none``: no limit),
     else :data:`DEFAULT_TIMEOUT`."""
+    text: Any
     if timeout is not None:
         text, source = timeout, "timeout"
     else:

@@ -52,7 +52,7 @@ class MPICommunicator(Communicator):
         self._ctrl = world.Dup()
         self._ebuf = bytearray(protocol.MAX_PAYLOAD)
         self._status = MPI.Status()
-        self._ereq = None
+        self._ereq: Any = None
         self._listen()
         self._sends: list[Any] = []
         self._peers = self.allgather_object(protocol.host_identity())

@@ -38,7 +38,7 @@ def encode_error(exc: BaseException, rank: int) -> bytes:
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE] + f" ... [{len(message) - MAX_MESSAGE} characters cut]"
     origin = getattr(exc, "origin_rank", None)
-    record = {
+    record: dict[str, Any] = {
         "rank": origin if isinstance(origin, int) else rank,
         "type": kind,
         "module": type(exc).__module__,
@@ -98,8 +98,7 @@ def decode_error(payload: bytes, size: int) -> BaseException:
         return exc
     where = f"on rank {rank} of {size}"
     cls = _RECONSTRUCTED.get(kind)
-    known = cls is not None and module in ("deepnet.errors", "builtins")
-    if known:
+    if cls is not None and module in ("deepnet.errors", "builtins"):
         exc = cls(f"{where}: {message}")
     else:
         exc = DistributedError(f"{where}: {kind}: {message}")

@@ -7,7 +7,7 @@ first step, and sum each step's gradients and cost over the ranks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,13 @@ STAGE = object()
 
 
 class StepHooks:
-    """``agree_fit`` and ``allreduce_step``, the two calls of the ``fit`` loop."""
+    """``agree_fit`` and ``allreduce_step``, the two calls of the ``fit`` loop (a mixin of
+    ``Communicator``, whose members it uses)."""
+
+    size: int
+    agree: Callable[..., None]
+    _start_allreduce: Callable[..., Any]
+    _wait: Callable[..., None]
 
     def agree_fit(self, net: Any, X: Any, Y: Any, val: tuple | None, batch_size: int | None,
                   seed: int | None, rng: np.random.Generator) -> None:
@@ -79,7 +85,8 @@ class StepHooks:
     def _sum_arrays(self, arrays: Sequence[Array], what: str) -> None:
         """Sum each of ``arrays`` over the ranks, in place, waiting for all at once."""
         sizes = [_host_nbytes(x) for x in arrays]
-        small = len(arrays) > 1 and None not in sizes and sum(sizes) <= PACK_BYTES
+        small = (len(arrays) > 1 and None not in sizes
+                 and sum(s for s in sizes if s is not None) <= PACK_BYTES)
         handles, staged = [], []
         for x in arrays:
             handle = STAGE if small else self._start_in_place(x)

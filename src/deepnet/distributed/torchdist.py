@@ -54,7 +54,7 @@ class TorchCommunicator(Communicator):
         env = os.environ
         cuda = (backend is not None and backend.name == "torch"
                 and getattr(backend.device, "type", "cpu") == "cuda")
-        self._device = backend.device if cuda else torch.device("cpu")
+        self._device = backend.device if cuda and backend is not None else torch.device("cpu")
         span = datetime.timedelta(seconds=timeout or 365 * 86400.0)
         self._store = None
         self._owner = not dist.is_initialized()
