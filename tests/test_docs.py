@@ -334,7 +334,6 @@ def test_nothing_sends_readers_outside_the_repository() -> None:
     assert not _links_outside(paths)
 
 
-@pytest.mark.xfail(strict=True, reason="the README is rewritten with issue 11's merge")
 def test_the_readme_does_not_send_readers_outside_the_repository() -> None:
     assert not _links_outside([ROOT / "README.md"])
 
