@@ -13,7 +13,8 @@ user runs: the whole epoch loop, input handling included —
 * PyTorch eager: the usual loop — ``randperm``, ``X[idx]``, ``zero_grad``, ``backward``,
   ``optim.Adam.step`` (torch's default implementation, no ``fused=True``);
 * torch.compile: the same loop with the model compiled (where it works here);
-* JAX: a ``jax.jit`` step with ``optax.adam``, batches gathered from a device array;
+* JAX: a ``jax.jit`` step with ``optax.adam``, each batch gathered on the host by NumPy
+  (the Flax examples' idiom) and passed to it;
 * scikit-learn: ``MLPClassifier(solver="adam", batch_size=B, max_iter=E)``.
 
 Reported: throughput relative to deepnet on NumPy — the median over rounds of the
@@ -130,20 +131,21 @@ def run_jax(X, y, dims, batch, epochs, warm):
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state
 
-    def epoch(params, state, Xd, yd, rng):
-        perm = rng.permutation(Xd.shape[0])
-        for start in range(0, Xd.shape[0], batch):
+    def epoch(params, state, Xh, yh, rng):
+        # the Flax/optax examples' idiom: a host permutation, each batch gathered by
+        # NumPy and handed to the jitted step
+        perm = rng.permutation(Xh.shape[0])
+        for start in range(0, Xh.shape[0], batch):
             idx = perm[start:start + batch]
-            params, state = step(params, state, Xd[idx], yd[idx])
+            params, state = step(params, state, Xh[idx], yh[idx])
         return params, state
 
     rng = np.random.default_rng(0)
-    params, state = epoch(params, state, jnp.asarray(X[:warm]), jnp.asarray(y[:warm]), rng)
+    params, state = epoch(params, state, X[:warm], y[:warm], rng)
     jax.block_until_ready(params)
     t0 = time.perf_counter()
-    Xd, yd = jnp.asarray(X), jnp.asarray(y)
     for _ in range(epochs):
-        params, state = epoch(params, state, Xd, yd, rng)
+        params, state = epoch(params, state, X, y, rng)
     jax.block_until_ready(params)
     return time.perf_counter() - t0
 
