@@ -254,7 +254,7 @@ DOCUMENTED = (
 PENDING_ALL: dict[str, str] = {}
 #: public names a module deliberately re-exports from the module that defines them
 REEXPORTS = {"optimizers": {"SCHEDULES", "Constant", "Exponential", "InverseTime",
-                            "Schedule", "Step", "get_schedule"},
+                            "Optimizer", "Schedule", "Step", "get_schedule"},
              "backend": {"Array"}}  # the alias of any standard array (typing.Any)
 
 

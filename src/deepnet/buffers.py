@@ -7,12 +7,25 @@ The shapes are the notes': ``W[l]`` is ``(n[l], n[l-1])``, ``b[l]`` is ``(n[l], 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from deepnet import checks, layers
-from deepnet.backend import Array
-from deepnet.errors import InputError
+from deepnet.backend import Array, device_label, get_backend, to_numpy
+from deepnet.errors import BackendError, InputError, ShapeError
+
+
+def on_device(method: Callable) -> Callable:
+    """Run a public method with the network's device current (``Backend.activate``):
+    CuPy runs kernels on the thread's current device, whatever the caller made current."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.backend.activate():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Parameters(MutableMapping):
@@ -209,4 +222,187 @@ def workspace(net: Any, m: int) -> Workspace | None:
     return cache[m]
 
 
-__all__ = ["Parameters", "Workspace", "flat_views", "parameter_shapes", "workspace"]
+class ParameterStore:
+    """The parameter side of :class:`~deepnet.model.Model` (a mixin: it uses the model's
+    ``backend``, ``dtype``, ``layer_dims`` and ``_params``): the live mapping, replacing
+    parameters, the flat buffer, the summary table, pickling.
+    """
+
+    # what the model provides (typed here for the checker)
+    backend: Any
+    layer_dims: tuple[int, ...]
+    dtype_name: str
+    reuse_buffers: bool
+    history: Any
+    loss: Any
+    l2: float
+    keep_prob: float
+    config: Callable[[], dict[str, Any]]
+    _rng: Any
+    _params: dict[str, Array]
+    _flat: Array | None
+    if TYPE_CHECKING:  # properties of the model
+
+        @property
+        def dtype(self) -> Any: ...
+
+        @property
+        def xp(self) -> Any: ...
+
+        @property
+        def activations(self) -> list[str]: ...
+
+    @property
+    def params(self) -> Parameters:
+        """The parameters ``W1, b1, ..., WL, bL``, live: a mapping onto the network.
+
+        Reading gives the network's own arrays (on its device); assigning writes into
+        them, so the notes' update loop works as written::
+
+            parameters = net.params
+            parameters["W1"] = parameters["W1"] - alpha * grads["dW1"]
+
+        Each assignment is checked first (shape, finite values; arrays of any library
+        are converted to the network's dtype and moved explicitly, an array on another
+        device of the network's library is refused). ``W[l]`` is ``(n[l], n[l-1])``,
+        ``b[l]`` is ``(n[l], 1)``.
+        """
+        return Parameters(self)
+
+    def param_shapes(self) -> dict[str, tuple[int, int]]:
+        """The notes' shapes, ``{"W1": (n1, n0), "b1": (n1, 1), ...}``."""
+        return parameter_shapes(self.layer_dims)
+
+    @on_device
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        """Replace every parameter at once, checked before any is changed.
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            Exactly the keys ``W1, b1, ..., WL, bL`` with the notes' shapes, arrays of
+            any library (converted to the network's dtype, moved explicitly, copied).
+
+        Raises
+        ------
+        InputError, ShapeError
+            For missing or unexpected keys, wrong shapes, values that are not finite.
+        """
+        if not isinstance(params, Mapping):
+            raise InputError(f"params must be a dict of arrays; got {type(params).__name__}")
+        expected = self.param_shapes()
+        missing = [k for k in expected if k not in params]
+        extra = [k for k in params if k not in expected]
+        if missing or extra:
+            raise InputError(
+                f"params must have exactly the keys {list(expected)}; "
+                f"missing {missing}, unexpected {extra}"
+            )
+        new = {}
+        for key, shape in expected.items():
+            got = checks.shape_of(params[key], key)
+            if got != shape:
+                raise ShapeError(f"{key} must have shape {shape}; got {got}")
+            value = self.backend.asarray(params[key], self.dtype, what=key)
+            checks.all_finite(value, key)
+            if self.backend.owns(params[key]):  # never alias the caller's array (or a
+                value = self.xp.asarray(value, copy=True)  # detached view of it)
+            new[key] = value
+        self._adopt(new)
+
+    @on_device
+    def _assign(self, key: Any, value: Any) -> None:
+        """``params[key] = value``: checked, then written into the live array in place."""
+        shapes = self.param_shapes()
+        if key not in shapes:
+            raise InputError(
+                f"the network has no parameter {checks._short(key)}; its parameters are "
+                f"{', '.join(shapes)}"
+            )
+        got = checks.shape_of(value, key)
+        if got != shapes[key]:
+            raise ShapeError(f"{key} must have shape {shapes[key]}; got {got}")
+        converted = self.backend.asarray(value, self.dtype, what=key)
+        checks.all_finite(converted, key)
+        self._params[key][...] = converted
+
+    def _adopt(self, params: dict[str, Array]) -> None:
+        """Make ``params`` the live parameters.
+
+        Where the backend writes into buffers, they become views of one flat array
+        (``self._flat``), so an optimizer updates all of them in one pass of a dozen
+        elementwise calls instead of a dozen per parameter: on the digits network with
+        Adam that was 40% of the step (benchmarks/NOTES.md). Elsewhere (array-api-strict)
+        each parameter is its own array and ``_flat`` is ``None``.
+        """
+        if not self.backend.supports_out:
+            self._params, self._flat = params, None
+            return
+        self._flat, self._params = flat_views(self, self.param_shapes())
+        for key, value in params.items():
+            self._params[key][...] = value
+
+    def _update_targets(self) -> dict[str, Array]:
+        """What the optimizer updates: the flat array where there is one, else the dict."""
+        if self._flat is not None and self.reuse_buffers:
+            return {"params": self._flat}
+        return self._params
+
+    def summary(self) -> str:
+        """A table of the layers: units, activation, shapes of ``W[l]`` and ``b[l]``,
+        parameter counts; then the totals, loss, regularization, backend, device and
+        dtype (print it)."""
+        rows = [("layer", "units", "activation", "W shape", "b shape", "parameters")]
+        rows.append(("0 (input)", str(self.layer_dims[0]), "", "", "", ""))
+        shapes = self.param_shapes()
+        for l, g in enumerate(self.activations, start=1):
+            W, b = shapes[f"W{l}"], shapes[f"b{l}"]
+            rows.append((str(l), str(self.layer_dims[l]), g, str(W), str(b),
+                         f"{W[0] * W[1] + b[0]:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        count = sum(r * c for r, c in shapes.values())
+        size = count * (4 if self.dtype_name == "float32" else 8)
+        lines.append(
+            f"{count:,} parameters ({size / 1024:,.1f} KiB as {self.dtype_name}); loss "
+            f"{self.loss.name}; l2 {self.l2:g}, keep_prob {self.keep_prob:g}; backend "
+            f"{self.backend.name} on {device_label(self.backend.device)}"
+        )
+        return "\n".join(lines)
+
+    # -- pickling: the configuration, host copies of the parameters, the history --------
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "config": self.config(),
+            "params": {k: to_numpy(v) for k, v in self._params.items()},
+            "history": self.history,
+            "backend": self.backend.name,
+            "device": None if self.backend.label == self.backend.name
+            else self.backend.label.split(":", 1)[1],
+            "reuse_buffers": self.reuse_buffers,
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        config = state["config"]
+        try:
+            backend = get_backend(state["backend"], state["device"])
+        except BackendError as exc:
+            raise BackendError(
+                f"this pickled DeepNet was made on {state['backend']!r}, which cannot run "
+                f"here ({exc}); save it with net.save() and dn.load(path, backend=...) "
+                "onto another backend"
+            ) from exc
+        type(self).__init__(  # type: ignore[call-arg]  # Model.__init__
+            self, config["layer_dims"], hidden=config["hidden"], output=config["output"],
+            init=config["init"], l2=config["l2"], keep_prob=config["keep_prob"],
+            dtype=config["dtype"], seed=config["seed"], backend=backend,
+            reuse_buffers=state["reuse_buffers"],
+        )
+        self.set_params(state["params"])
+        self.history = state["history"]
+        self._rng.bit_generator.state = state["rng"]
+
+
+__all__ = ["ParameterStore", "Parameters", "Workspace", "flat_views", "on_device",
+           "parameter_shapes", "workspace"]

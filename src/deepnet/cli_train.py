@@ -14,11 +14,9 @@ import argparse
 import contextlib
 import importlib.util
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +24,7 @@ import numpy as np
 from deepnet import datasets, distributed, optimizers, paths
 from deepnet.backend import BACKEND_NAMES, DTYPE_NAMES, to_numpy
 from deepnet.errors import CheckpointError, InputError
+from deepnet.interrupts import Interrupts, ctrl_c_held
 from deepnet.network import DeepNet
 from deepnet.optimizers import OPTIMIZERS
 
@@ -227,25 +226,6 @@ def _make_default_directory() -> None:
         ) from None
 
 
-@contextlib.contextmanager
-def _ctrl_c_held() -> Iterator[list[int]]:
-    """Hold Ctrl-C until the block ends, then raise it: a checkpoint being written is
-    finished. The list holds the signals that came meanwhile (main thread only: only it
-    may set a handler; elsewhere the block runs as it is)."""
-    came: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield came
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
-    try:
-        yield came
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None
-                      else signal.default_int_handler)
-    if came:
-        raise KeyboardInterrupt
-
-
 def train(args: argparse.Namespace) -> int:
     """Run ``deepnet train`` with parsed ``args``; the exit status."""
     # every flag, the network and every output path, before any work
@@ -260,13 +240,13 @@ def train(args: argparse.Namespace) -> int:
     net = _network(args)
     checkpoint, plot, skipped = _outputs(args)
 
-    with _Interrupts() as interrupts:
+    with Interrupts() as interrupts:
         return _run(args, net, optimizer, checkpoint, plot, skipped, interrupts)
 
 
 def _run(args: argparse.Namespace, net: DeepNet, optimizer: optimizers.Optimizer,
          checkpoint: str, plot: str | None, skipped: str | None,
-         interrupts: _Interrupts) -> int:
+         interrupts: Interrupts) -> int:
     """Load the data, train, save, report and plot; Ctrl-C handled phase by phase."""
     X_train, Y_train, X_test, Y_test, _ = _load_data(args.dataset, args.seed)
     batch = "full batch" if args.batch_size is None else f"batches of {args.batch_size}"
@@ -289,7 +269,7 @@ def _run(args: argparse.Namespace, net: DeepNet, optimizer: optimizers.Optimizer
             return 0  # one network across the ranks: rank 0 saves, reports and plots it
         seconds = time.perf_counter() - start
         interrupts.check()
-        with _ctrl_c_held():
+        with ctrl_c_held():
             net.save(checkpoint)
     except KeyboardInterrupt:  # in fit, or just after it: keep what was learned
         done = net.history.epochs if net.history is not None else 0
@@ -299,7 +279,7 @@ def _run(args: argparse.Namespace, net: DeepNet, optimizer: optimizers.Optimizer
             print("deepnet train: interrupted before the first epoch ended; nothing saved",
                   file=sys.stderr)
             return 130
-        with contextlib.suppress(KeyboardInterrupt), _ctrl_c_held():
+        with contextlib.suppress(KeyboardInterrupt), ctrl_c_held():
             net.save(checkpoint)
         print(f"deepnet train: interrupted after {done} completed epochs; saved them to "
               f"{checkpoint}", file=sys.stderr)
@@ -319,7 +299,7 @@ def _run(args: argparse.Namespace, net: DeepNet, optimizer: optimizers.Optimizer
         if skipped is not None:
             print(f"plot: skipped ({skipped})")
         elif plot is not None:
-            with _ctrl_c_held():  # matplotlib's callbacks would swallow it, or worse
+            with ctrl_c_held():  # matplotlib's callbacks would swallow it, or worse
                 line = _plot(history, plot, f"{args.dataset} {list(net.layer_dims)}")
                 plotted = True
             print(line)
@@ -335,40 +315,6 @@ def _run(args: argparse.Namespace, net: DeepNet, optimizer: optimizers.Optimizer
               file=sys.stderr)
         return 130
     return 0
-
-
-class _Interrupts:
-    """A Ctrl-C that Python could not raise where it landed is not lost.
-
-    A signal handled while a finalizer or a weakref callback runs (matplotlib has many)
-    raises ``KeyboardInterrupt`` there, where Python prints "Exception ignored" and goes
-    on. While the command runs, such an interrupt is recorded instead (through
-    ``sys.unraisablehook``, restored afterwards) and :meth:`check` raises it at the next
-    safe point: the end of each epoch (it is a ``fit`` callback) and each phase.
-    """
-
-    def __init__(self) -> None:
-        self.pending = False
-
-    def __enter__(self) -> _Interrupts:
-        self._previous = sys.unraisablehook
-        sys.unraisablehook = self._hook
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        sys.unraisablehook = self._previous
-
-    def _hook(self, unraisable: Any) -> None:
-        if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            self.pending = True
-        else:
-            self._previous(unraisable)
-
-    def check(self, *args: Any) -> None:
-        """Raise a recorded interrupt (also a ``fit`` callback: ``cb(net, epoch, logs)``)."""
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
 
 
 def _plot(history: Any, path: str, title: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from deepnet import inference
 from deepnet import metrics as _metrics
 from deepnet import optimizers as _optimizers
 from deepnet.backend import Array, to_numpy
@@ -136,29 +137,8 @@ def progress_bar(progress: bool | None, epochs: int) -> Any:
 
 def evaluate_sums(net: Model, loader: Loader, chunk: int) -> tuple[Array, Array]:
     """``(Σ loss, Σ metric)`` of the network (no dropout) over this process's share of
-    ``loader``'s examples, as 0-d device arrays.
-
-    Parameters
-    ----------
-    net : Model
-    loader : Loader
-        Read in order, ``chunk`` examples at a time, so no activation larger than
-        ``(n[l], chunk)`` is made.
-    chunk : int
-        Examples per forward pass.
-    """
-    metric = _metrics.metric_for(net.output)
-    loss = metric_sum = None
-    for X, Y, _ in loader.sequential(chunk):
-        AL, caches = net._forward(X)
-        value = net._cost(AL, Y, caches, m=1, l2=False)  # Σ loss over the chunk
-        loss = value if loss is None else loss + value
-        value = metric.total(AL, Y)
-        metric_sum = value if metric_sum is None else metric_sum + value
-    if loss is None:  # this process holds none of the examples
-        zero = net.xp.zeros((), dtype=net.dtype, device=net.backend.device)
-        return zero, zero
-    return loss, metric_sum
+    ``loader``'s examples, read in order ``chunk`` at a time (``inference.sums``)."""
+    return inference.sums(net, loader.sequential(chunk))
 
 
 # -- the loop ---------------------------------------------------------------------------

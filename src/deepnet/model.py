@@ -10,8 +10,7 @@ before any work starts.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 from deepnet import activations, checks, dropout, initializers, inputs, layers, losses
@@ -23,25 +22,18 @@ from deepnet.backend import (
     resolve_dtype_name,
 )
 from deepnet.backend.kernels import squared_norm
-from deepnet.buffers import Parameters, Workspace, flat_views, parameter_shapes, workspace
-from deepnet.errors import InputError, ShapeError
+from deepnet.buffers import (
+    ParameterStore,
+    Workspace,
+    on_device,
+    workspace,
+)
+from deepnet.errors import InputError
 
 Caches = list  # one (dense_cache, D) per layer; D is the dropout mask or None
 
 
-def on_device(method: Callable) -> Callable:
-    """Run a public method with the network's device current (``Backend.activate``):
-    CuPy runs kernels on the thread's current device, whatever the caller made current."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self.backend.activate():
-            return method(self, *args, **kwargs)
-
-    return wrapper
-
-
-class Model:
+class Model(ParameterStore):
     """The model layer of a :class:`~deepnet.network.DeepNet`: parameters, forward,
     backward and cost of a fully connected network ``[n0, n1, ..., nL]``, in the notes'
     notation, with no training or files (those build on it).
@@ -146,103 +138,6 @@ class Model:
             f"output={self.output!r}, "
             f"dtype={self.dtype_name!r}, backend={self.backend.label!r})"
         )
-
-    # -- parameters -------------------------------------------------------------------
-    @property
-    def params(self) -> Parameters:
-        """The parameters ``W1, b1, ..., WL, bL``, live: a mapping onto the network.
-
-        Reading gives the network's own arrays (on its device); assigning writes into
-        them, so the notes' update loop works as written::
-
-            parameters = net.params
-            parameters["W1"] = parameters["W1"] - alpha * grads["dW1"]
-
-        Each assignment is checked first (shape, finite values; arrays of any library
-        are converted to the network's dtype and moved explicitly, an array on another
-        device of the network's library is refused). ``W[l]`` is ``(n[l], n[l-1])``,
-        ``b[l]`` is ``(n[l], 1)``.
-        """
-        return Parameters(self)
-
-    def param_shapes(self) -> dict[str, tuple[int, int]]:
-        """The notes' shapes, ``{"W1": (n1, n0), "b1": (n1, 1), ...}``."""
-        return parameter_shapes(self.layer_dims)
-
-    @on_device
-    def set_params(self, params: Mapping[str, Any]) -> None:
-        """Replace every parameter at once, checked before any is changed.
-
-        Parameters
-        ----------
-        params : mapping of str to array
-            Exactly the keys ``W1, b1, ..., WL, bL`` with the notes' shapes, arrays of
-            any library (converted to the network's dtype, moved explicitly, copied).
-
-        Raises
-        ------
-        InputError, ShapeError
-            For missing or unexpected keys, wrong shapes, values that are not finite.
-        """
-        if not isinstance(params, Mapping):
-            raise InputError(f"params must be a dict of arrays; got {type(params).__name__}")
-        expected = self.param_shapes()
-        missing = [k for k in expected if k not in params]
-        extra = [k for k in params if k not in expected]
-        if missing or extra:
-            raise InputError(
-                f"params must have exactly the keys {list(expected)}; "
-                f"missing {missing}, unexpected {extra}"
-            )
-        new = {}
-        for key, shape in expected.items():
-            got = checks.shape_of(params[key], key)
-            if got != shape:
-                raise ShapeError(f"{key} must have shape {shape}; got {got}")
-            value = self.backend.asarray(params[key], self.dtype, what=key)
-            checks.all_finite(value, key)
-            if self.backend.owns(params[key]):  # never alias the caller's array (or a
-                value = self.xp.asarray(value, copy=True)  # detached view of it)
-            new[key] = value
-        self._adopt(new)
-
-    @on_device
-    def _assign(self, key: Any, value: Any) -> None:
-        """``params[key] = value``: checked, then written into the live array in place."""
-        shapes = self.param_shapes()
-        if key not in shapes:
-            raise InputError(
-                f"the network has no parameter {checks._short(key)}; its parameters are "
-                f"{', '.join(shapes)}"
-            )
-        got = checks.shape_of(value, key)
-        if got != shapes[key]:
-            raise ShapeError(f"{key} must have shape {shapes[key]}; got {got}")
-        converted = self.backend.asarray(value, self.dtype, what=key)
-        checks.all_finite(converted, key)
-        self._params[key][...] = converted
-
-    def _adopt(self, params: dict[str, Array]) -> None:
-        """Make ``params`` the live parameters.
-
-        Where the backend writes into buffers, they become views of one flat array
-        (``self._flat``), so an optimizer updates all of them in one pass of a dozen
-        elementwise calls instead of a dozen per parameter: on the digits network with
-        Adam that was 40% of the step (benchmarks/NOTES.md). Elsewhere (array-api-strict)
-        each parameter is its own array and ``_flat`` is ``None``.
-        """
-        if not self.backend.supports_out:
-            self._params, self._flat = params, None
-            return
-        self._flat, self._params = flat_views(self, self.param_shapes())
-        for key, value in params.items():
-            self._params[key][...] = value
-
-    def _update_targets(self) -> dict[str, Array]:
-        """What the optimizer updates: the flat array where there is one, else the dict."""
-        if self._flat is not None and self.reuse_buffers:
-            return {"params": self._flat}
-        return self._params
 
     # -- forward --------------------------------------------------------------------
     @on_device

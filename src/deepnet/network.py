@@ -13,14 +13,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from deepnet import checks, data, serialization, training
-from deepnet.backend import Array, Backend, device_label, get_backend, like, to_numpy
+from deepnet import checks, inference, serialization, training
+from deepnet.backend import Array, Backend, get_backend, like, to_numpy
+from deepnet.buffers import on_device
 from deepnet.errors import BackendError, CheckpointError, DeepNetError
 from deepnet.history import Callback, EarlyStopping, History
-from deepnet.loader import Loader
-from deepnet.loop import evaluate_sums
 from deepnet.metrics import mean, metric_for
-from deepnet.model import Model, on_device
+from deepnet.model import Model
 from deepnet.optimizers import Optimizer
 
 
@@ -242,7 +241,7 @@ class DeepNet(Model):
             its device for a torch tensor (moved through the host where the network
             lives elsewhere); and so on.
         """
-        return like(self._outputs(X, batch_size), X)
+        return like(inference.outputs(self, X, _chunk(batch_size)), X)
 
     @on_device
     def predict(self, X: Any, *, batch_size: int | None = None) -> Array:
@@ -264,7 +263,7 @@ class DeepNet(Model):
             sigmoid: 0/1 labels ``(nL, m)`` (threshold 0.5); softmax: class indices
             ``(m,)``; both int64. linear: ``A[L]``, ``(nL, m)``.
         """
-        AL = self._outputs(X, batch_size)
+        AL = inference.outputs(self, X, _chunk(batch_size))
         xp = self.xp
         if self.output == "sigmoid":
             AL = xp.astype(AL > 0.5, xp.int64)
@@ -291,79 +290,12 @@ class DeepNet(Model):
             ``{"cost": ..., "mse": ...}`` for a linear one: the numbers ``fit`` records
             as ``val_cost`` and ``val_accuracy`` / ``val_mse``.
         """
-        chunk = _chunk(batch_size)
-        X, Y, m = self._inputs(X, Y)
-        xp = self.xp
-        with self.backend.quiet_float_errors():
-            if isinstance(X, Loader):
-                loss, total = evaluate_sums(self, X, chunk)
-            else:
-                loss = total = None
-                metric: Any = metric_for(self.output).total
-                for at in range(0, m, chunk):
-                    cols = slice(at, min(at + chunk, m))
-                    AL, caches = self._forward(X[:, cols])
-                    part = self._cost(AL, Y[:, cols], caches, m=1, l2=False)  # Σ loss
-                    value = metric(AL, Y[:, cols])
-                    loss = part if loss is None else loss + part
-                    total = value if total is None else total + value
-            cost = loss / m
-            if self.l2 > 0.0:
-                cost = cost + self._l2_cost(m)
-            host = to_numpy(xp.stack([xp.reshape(cost, ()), xp.reshape(total, ())]))
+        cost, total, m = inference.evaluate(self, X, Y, _chunk(batch_size))
+        host = to_numpy(self.xp.stack([self.xp.reshape(cost, ()),
+                                       self.xp.reshape(total, ())]))
         metric = metric_for(self.output)
         return {"cost": float(host[0]),
                 metric.name: mean(metric, float(host[1]), m, self.layer_dims[-1])}
-
-    def _inputs(self, X: Any, Y: Any = None) -> tuple[Any, Any, int]:
-        """``(X, Y, m)`` checked: arrays on the device (column layout, sliced by columns
-        later), or, where either is a memory map, a streaming :class:`Loader` as ``X``."""
-        n0, nL = self.layer_dims[0], self.layer_dims[-1]
-        if data.memmap_file(X) is None and data.memmap_file(Y) is None:
-            X = self._check_X(X)
-            m = X.shape[1]
-            return X, (None if Y is None else self._check_Y(Y, m)), m
-        Xt = data.features(self.backend, X, n0, self.dtype, "X")
-        Yt = None if Y is None else data.labels(self.backend, Y, output=self.output, nL=nL,
-                                                m=Xt.m, dtype=self.dtype, what="Y")
-        return Loader(self.backend, Xt, Yt, self.dtype), None, Xt.m
-
-    def _outputs(self, X: Any, batch_size: int | None) -> Array:
-        """``A[L]`` on the network's backend, computed ``batch_size`` columns at a time."""
-        chunk = _chunk(batch_size)
-        X, _, m = self._inputs(X)
-        xp, nL = self.xp, self.layer_dims[-1]
-        with self.backend.quiet_float_errors():
-            if not isinstance(X, Loader) and m <= chunk:
-                return self._forward(X)[0]
-            out = xp.empty((nL, m), dtype=self.dtype, device=self.backend.device)
-            parts = X.sequential(chunk) if isinstance(X, Loader) else (
-                (X[:, at:min(at + chunk, m)], None, at) for at in range(0, m, chunk))
-            for A0, _, at in parts:
-                out[:, at:at + A0.shape[1]] = self._forward(A0)[0]
-            return out
-
-    def summary(self) -> str:
-        """A table of the layers: units, activation, shapes of ``W[l]`` and ``b[l]``,
-        parameter counts; then the totals, loss, regularization, backend, device and
-        dtype (print it)."""
-        rows = [("layer", "units", "activation", "W shape", "b shape", "parameters")]
-        rows.append(("0 (input)", str(self.layer_dims[0]), "", "", "", ""))
-        shapes = self.param_shapes()
-        for l, g in enumerate(self.activations, start=1):
-            W, b = shapes[f"W{l}"], shapes[f"b{l}"]
-            rows.append((str(l), str(self.layer_dims[l]), g, str(W), str(b),
-                         f"{W[0] * W[1] + b[0]:,}"))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        count = sum(r * c for r, c in shapes.values())
-        size = count * (4 if self.dtype_name == "float32" else 8)
-        lines.append(
-            f"{count:,} parameters ({size / 1024:,.1f} KiB as {self.dtype_name}); loss "
-            f"{self.loss.name}; l2 {self.l2:g}, keep_prob {self.keep_prob:g}; backend "
-            f"{self.backend.name} on {device_label(self.backend.device)}"
-        )
-        return "\n".join(lines)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an atomic ``.npz`` checkpoint of this network to ``path`` (a str or
@@ -380,44 +312,11 @@ class DeepNet(Model):
         """
         serialization.save(self, path)
 
-    # -- pickling: the configuration, host copies of the parameters, the history --------
-    def __getstate__(self) -> dict[str, Any]:
-        return {
-            "config": self.config(),
-            "params": {k: to_numpy(v) for k, v in self._params.items()},
-            "history": self.history,
-            "backend": self.backend.name,
-            "device": None if self.backend.label == self.backend.name
-            else self.backend.label.split(":", 1)[1],
-            "reuse_buffers": self.reuse_buffers,
-            "rng": self._rng.bit_generator.state,
-        }
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        config = state["config"]
-        try:
-            backend = get_backend(state["backend"], state["device"])
-        except BackendError as exc:
-            raise BackendError(
-                f"this pickled DeepNet was made on {state['backend']!r}, which cannot run "
-                f"here ({exc}); save it with net.save() and dn.load(path, backend=...) "
-                "onto another backend"
-            ) from exc
-        Model.__init__(
-            self, config["layer_dims"], hidden=config["hidden"], output=config["output"],
-            init=config["init"], l2=config["l2"], keep_prob=config["keep_prob"],
-            dtype=config["dtype"], seed=config["seed"], backend=backend,
-            reuse_buffers=state["reuse_buffers"],
-        )
-        self.set_params(state["params"])
-        self.history = state["history"]
-        self._rng.bit_generator.state = state["rng"]
-
 
 def _chunk(batch_size: int | None) -> int:
-    """Examples per forward pass when evaluating (default ``training.EVAL_CHUNK``)."""
+    """Examples per forward pass when evaluating (default ``inference.EVAL_CHUNK``)."""
     if batch_size is None:
-        return training.EVAL_CHUNK
+        return inference.EVAL_CHUNK
     return checks.positive_int(batch_size, "batch_size")
 
 

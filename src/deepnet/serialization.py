@@ -40,9 +40,10 @@ import numpy as np
 from deepnet import memory, paths
 from deepnet.archive import Archive
 from deepnet.backend import DTYPE_NAMES, to_numpy
+from deepnet.buffers import parameter_shapes
 from deepnet.errors import CheckpointError
 from deepnet.history import MONITORS, History
-from deepnet.model import Model, parameter_shapes
+from deepnet.model import Model
 
 FORMAT_NAME = "deepnet-checkpoint"
 FORMAT_VERSION = 1

@@ -26,6 +26,7 @@ from deepnet.history import (
     _check_early_stopping,
     _check_monitor,
 )
+from deepnet.inference import EVAL_CHUNK
 from deepnet.loader import Loader
 from deepnet.loop import Loop, progress_bar
 from deepnet.metrics import metric_for
@@ -33,8 +34,6 @@ from deepnet.model import Model
 
 #: ``batch_size="auto"``: scikit-learn's rule, ``min(AUTO_BATCH, m)`` examples per batch.
 AUTO_BATCH = 200
-#: Examples per forward pass when evaluating (validation, ``predict``, ``evaluate``).
-EVAL_CHUNK = 4096
 
 # -- argument checks (all before any work) ------------------------------------------------
 
@@ -218,4 +217,4 @@ def fit(
     return loop.run(epochs, stopper, monitor, callbacks, bar)
 
 
-__all__ = ["AUTO_BATCH", "EVAL_CHUNK", "fit"]
+__all__ = ["AUTO_BATCH", "fit"]
