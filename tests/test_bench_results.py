@@ -47,7 +47,7 @@ def test_bad_files(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ValueError, match="not a deepnet bench results file"):
         res.load_results(tmp_path / "broken.json")
-    with pytest.raises(FileNotFoundError, match="run `deepnet bench --out"):
+    with pytest.raises(FileNotFoundError, match="`deepnet bench --out DIR` writes"):
         res.load_results(tmp_path / "missing")
 
 

@@ -51,7 +51,10 @@ PLOT = paths.Role("write", "plot", InputError)
 
 def _layer_list(text: str) -> list[int]:
     try:
-        dims = [int(part) for part in text.replace(" ", "").split(",") if part]
+        parts = text.replace(" ", "").split(",")
+        if parts and parts[-1] == "":  # one trailing comma is harmless: 64,10,
+            parts.pop()
+        dims = [int(part) for part in parts]  # an empty field (64,,10) is a typo: refused
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated layer sizes such as 64,128,64,10; got {text!r}"
@@ -69,7 +72,7 @@ def _activation_list(text: str) -> str | list[str]:
 
 
 def _batch_size(text: str) -> int | None:
-    if text.lower() in ("none", "full", "0"):
+    if text.strip().lower() in ("none", "full"):
         return None
     try:
         value = int(text)
@@ -77,8 +80,10 @@ def _batch_size(text: str) -> int | None:
         raise argparse.ArgumentTypeError(
             f"expected a positive integer, or 'full' for the whole set; got {text!r}"
         ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"batch size must be positive; got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"batch size must be a positive integer, or 'full' for the whole set; got {text!r}"
+        )
     return value
 
 
@@ -113,7 +118,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of the training set held out to validate on, 0 for none "
         "(default: %(default)s)")
     add("--early-stopping", type=int, default=None, metavar="PATIENCE",
-        help="stop after PATIENCE epochs without a better validation cost (default: off)")
+        help="stop after PATIENCE epochs without a better validation cost (the training "
+        "cost with --validation 0) and keep the best epoch (default: off)")
     add("--l2", type=float, default=0.0, help="L2 regularization λ (default: %(default)s)")
     add("--keep-prob", type=float, default=1.0,
         help="dropout keep probability of the hidden layers (default: %(default)s, no "
@@ -193,7 +199,10 @@ def _outputs(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
         checkpoint_text = os.path.join(DEFAULT_DIR, f"{args.dataset}.npz")
     else:
         checkpoint_text = paths.file_name(args.checkpoint, CHECKPOINT)
-    if not args.no_plot and plot_text is None:
+    if args.checkpoint is None:
+        _make_default_directory()
+    checkpoint = paths.output_file(checkpoint_text, CHECKPOINT, probe=True)  # first: the
+    if not args.no_plot and plot_text is None:               # default plot derives from it
         stem, ext = os.path.splitext(checkpoint_text)
         plot_text = (stem if ext and os.path.basename(stem) else checkpoint_text) + ".png"
     skipped = None
@@ -207,9 +216,6 @@ def _outputs(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
             )
         if importlib.util.find_spec("matplotlib") is None:
             plot_text, skipped = None, "matplotlib is not installed; pip install matplotlib"
-    if args.checkpoint is None:
-        _make_default_directory()
-    checkpoint = paths.output_file(checkpoint_text, CHECKPOINT, probe=True)
     if plot_text is not None:
         plot = paths.output_file(plot_text, PLOT, probe=True)
         paths.distinct({"--checkpoint": checkpoint, "--plot": plot}, InputError)
@@ -250,7 +256,10 @@ def _run(args: argparse.Namespace, net: DeepNet, optimizer: optimizers.Optimizer
     """Load the data, train, save, report and plot; Ctrl-C handled phase by phase."""
     X_train, Y_train, X_test, Y_test, _ = _load_data(args.dataset, args.seed)
     batch = "full batch" if args.batch_size is None else f"batches of {args.batch_size}"
-    print(f"deepnet train: {args.dataset} ({X_train.shape[1]} train / {X_test.shape[1]} test), "
+    m = X_train.shape[1]
+    held = round(args.validation * m) if args.validation else 0
+    split = f"{m - held} train + {held} validation" if held else f"{m} train"
+    print(f"deepnet train: {args.dataset} ({split} / {X_test.shape[1]} test), "
           f"{list(net.layer_dims)} {'/'.join(dict.fromkeys(net.activations))}, "
           f"{args.optimizer} α={optimizer.learning_rate:g}, {args.epochs} epochs in {batch}, "
           f"{net.backend.label} {net.dtype_name}", flush=True)

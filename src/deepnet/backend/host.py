@@ -72,13 +72,22 @@ def host_array(x: Any, what: str = "array") -> np.ndarray:
 
 
 def _dtype_kind(xp: ModuleType, dtype: Any) -> str:
-    if xp.isdtype(dtype, "bool"):
-        return "b"
-    if xp.isdtype(dtype, "integral"):
-        return "i"
-    if xp.isdtype(dtype, "real floating"):
-        return "f"
-    return "c"
+    """NumPy's one-letter kind of any library's dtype (``"O"`` for what is not a number)."""
+    kind = getattr(dtype, "kind", None)  # NumPy's and CuPy's dtypes say it themselves
+    if isinstance(kind, str):
+        return kind
+    try:
+        if xp.isdtype(dtype, "bool"):
+            return "b"
+        if xp.isdtype(dtype, "integral"):
+            return "i"
+        if xp.isdtype(dtype, "real floating"):
+            return "f"
+        if xp.isdtype(dtype, "complex floating"):
+            return "c"
+    except (TypeError, ValueError):  # a dtype the namespace does not know
+        pass
+    return "O"
 
 
 _KIND_NAMES = {"c": "complex numbers", "U": "strings", "S": "bytes", "O": "Python objects",

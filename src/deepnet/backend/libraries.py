@@ -208,7 +208,8 @@ def _load_torch(device: str | None) -> Backend:
         dev = torch.device((device or "cpu").lower())
     except (RuntimeError, TypeError) as exc:
         raise BackendError(
-            f"DEEPNET_DEVICE={device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'"
+            f"torch device {device!r} (the device argument or DEEPNET_DEVICE) is not a "
+            "torch device; use 'cpu', 'cuda' or 'cuda:N'"
         ) from exc
     sync = None
     if dev.type == "cuda":
@@ -349,7 +350,16 @@ def array_namespace(*arrays: Array) -> ModuleType:
         if type(other) is not first and not isinstance(other, (int, float)):
             import array_api_compat
 
-            return array_api_compat.array_namespace(*arrays)
+            try:
+                return array_api_compat.array_namespace(*arrays)
+            except TypeError as exc:  # arrays of two libraries: the kernels never convert
+                kinds = sorted({type(a).__module__.split(".")[0] for a in arrays
+                                if not isinstance(a, (int, float))})
+                raise InputError(
+                    f"the arrays given are of different libraries ({', '.join(kinds)}); a "
+                    "kernel never copies between them: put them on one backend first, "
+                    "e.g. net.backend.asarray(X) (or dn.to_numpy(x) for NumPy)"
+                ) from exc
     return xp
 
 

@@ -31,7 +31,9 @@ def get_backend(name: str | Backend | None = None, device: str | None = None) ->
 
     With no ``name``, the default: the innermost :func:`use_backend` of this thread or
     asyncio task, else the last :func:`set_backend`, else ``DEEPNET_BACKEND`` and
-    ``DEEPNET_DEVICE``.
+    ``DEEPNET_DEVICE``. A ``name`` with no ``device`` takes the default's device where the
+    default is the same library (``DEEPNET_BACKEND=torch DEEPNET_DEVICE=cuda:1`` with
+    ``backend="torch"`` in a script: ``cuda:1``), else the library's own default device.
     """
     device = _device_text(device)
     if isinstance(name, Backend):
@@ -50,6 +52,8 @@ def get_backend(name: str | Backend | None = None, device: str | None = None) ->
             return default if device is None else get_backend(default.name, device)
         name, dev_default = default
         device = device if device is not None else dev_default
+    elif device is None:
+        device = _default_device_for(_normalize_name(name))
     key = _normalize_name(name), device
     with _lock:
         backend = _cache.get(key)
@@ -76,6 +80,19 @@ def _default() -> Backend | tuple[str, str | None]:
             f"{', '.join(BACKEND_NAMES)}"
         )
     return name, _device_text(os.environ.get("DEEPNET_DEVICE"))
+
+
+def _default_device_for(name: str) -> str | None:
+    """The device a backend named without one takes: the default's device where the
+    default (use_backend, set_backend, else DEEPNET_BACKEND with DEEPNET_DEVICE) is the
+    same library, else the library's own default."""
+    try:
+        default = _default()
+    except BackendError:  # a broken DEEPNET_BACKEND does not matter to an explicit name
+        return None
+    if isinstance(default, Backend):
+        return device_label(default.device) if default.name == name else None
+    return default[1] if default[0] == name else None
 
 
 def _device_text(device: Any) -> str | None:

@@ -295,6 +295,9 @@ def main(argv: list[str] | None = None, prog: str = "deepnet bench",
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     crit = _criteria(args, parser)
+    if args.advise and min(args.advise) < 1:
+        parser.error(f"--advise N M needs a positive width and batch size; got "
+                     f"{args.advise[0]} {args.advise[1]}")
     if args.advise or args.render:
         return _saved(args, crit, prog)
     from deepnet.backend import DTYPE_NAMES
@@ -302,12 +305,17 @@ def main(argv: list[str] | None = None, prog: str = "deepnet bench",
     dtypes = args.dtype or ["float32"]
     bad = [d for d in dtypes if d not in DTYPE_NAMES]
     bad_cases = [c for c in args.cases if c not in DEEPNET_CASES]
-    if bad or bad_cases or args.repeat < 1 or args.max_rounds < args.repeat \
-            or args.time_budget < 0:
-        parser.error(f"--dtype must be among {', '.join(DTYPE_NAMES)} (got {dtypes}); --cases "
-                     f"among {', '.join(DEEPNET_CASES)} (got {args.cases}); --repeat >= 1 "
-                     f"(got {args.repeat}); --max-rounds >= --repeat (got {args.max_rounds}); "
-                     f"--time-budget >= 0 (got {args.time_budget})")
+    wrong = [text for broken, text in (
+        (bad, f"--dtype must be among {', '.join(DTYPE_NAMES)} (got {', '.join(bad)})"),
+        (bad_cases, f"--cases must be among {', '.join(DEEPNET_CASES)} (got "
+                    f"{', '.join(bad_cases)})"),
+        (args.repeat < 1, f"--repeat must be >= 1 (got {args.repeat})"),
+        (args.max_rounds < args.repeat,
+         f"--max-rounds must be >= --repeat (got {args.max_rounds} < {args.repeat})"),
+        (args.time_budget < 0, f"--time-budget must be >= 0 (got {args.time_budget})"),
+    ) if broken]
+    if wrong:  # only what is wrong, one clause each
+        parser.error("; ".join(wrong))
     need = min_rounds(crit.confidence)
     if args.repeat < need:
         print(f"{prog}: --repeat {args.repeat}: a {crit.confidence:.0%} interval needs {need} "

@@ -119,8 +119,8 @@ def load_results(path: Path) -> dict:
     """
     file = path / "results.json" if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"no saved results at {file}; run `deepnet bench --out "
-                                f"{path}` first")
+        raise FileNotFoundError(f"no saved results at {file} (the results.json that "
+                                "`deepnet bench --out DIR` writes into DIR)")
     try:
         results = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -165,8 +165,8 @@ def find_results(out: Path | None) -> Path:
     if out is not None:
         file = out / "results.json" if out.is_dir() else out
         if not file.is_file():
-            raise FileNotFoundError(f"no saved results at {file}; run `deepnet bench --out "
-                                    f"{out}` first")
+            raise FileNotFoundError(f"no saved results at {file} (the results.json that "
+                                    "`deepnet bench --out DIR` writes into DIR)")
         return file
     last = DEFAULT_OUT / "results.json"
     if last.is_file():
