@@ -5,6 +5,8 @@ advice, while the same grid measured cleanly gets clear verdicts."""
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 from bench_synthetic import POINTS, synthetic
 
@@ -103,7 +105,11 @@ SCENARIOS = {
 def _scenario(name):
     kw = dict(SCENARIOS[name])
     speedups = kw.pop("speedups", TRUE)
-    return synthetic(speedups, seed=hash(name) % 1000, **kw)
+    # a fixed seed per scenario (str hash() changes with every process): with random
+    # seeds, 9 of 1,000 draws of "wide spread" (lognormal σ = 0.5, 8 rounds) happen to
+    # fall under the spread threshold for one comparison and give it a verdict — the
+    # right one (torch ÷ PyTorch is 0.54 in truth), but a verdict this test forbids
+    return synthetic(speedups, seed=zlib.crc32(name.encode()) % 1000, **kw)
 
 
 def test_the_same_grid_measured_cleanly_has_clear_verdicts():
