@@ -226,3 +226,12 @@ def test_gradient_check_refuses_bad_arguments(backend):
         dn.gradient_check(net, X.T, Y)
     with pytest.raises(dn.ShapeError, match=r"\(nL, m\) = \(2, 4\)"):
         dn.gradient_check(net, X, Y[:, :3])
+
+
+def test_inputs_that_overflow_are_refused_and_huge_gradients_do_not(backend):
+    """A fuzz find: X of 1e154 overflowed the check's sums (OverflowError, warnings)."""
+    net = dn.DeepNet([2, 8, 8, 1], output="linear", dtype="float64", backend=backend)
+    with pytest.raises(dn.InputError, match="not finite at these inputs"):
+        dn.gradient_check(net, np.full((2, 3), 1.2e200), np.zeros((1, 3)))
+    big = dn.gradient_check(net, np.full((2, 3), 1e100), np.zeros((1, 3)))
+    assert 0.0 <= big < 1e-6  # gradients of ~1e200: their squares would overflow

@@ -66,27 +66,39 @@ def gradient_check(net: Model, X: Any, Y: Any, epsilon: float = 1e-7) -> float:
         AL, caches = twin._forward(X)
         return float(twin._cost(AL, Y, caches))
 
-    AL, caches = twin._forward(X)
-    grads = twin._backward(AL, Y, caches)
-    diff2 = norm_g2 = norm_n2 = 0.0
-    for key, theta in twin._params.items():
-        analytic = to_numpy(grads["d" + key])
-        rows, cols = theta.shape
-        for i in range(rows):
-            for j in range(cols):
-                original = float(theta[i, j])
-                theta[i, j] = original + epsilon
-                plus = cost()
-                theta[i, j] = original - epsilon
-                minus = cost()
-                theta[i, j] = original
-                numeric = (plus - minus) / (2 * epsilon)
-                g = float(analytic[i, j])
-                diff2 += (g - numeric) ** 2
-                norm_g2 += g * g
-                norm_n2 += numeric * numeric
-    denominator = math.sqrt(norm_g2) + math.sqrt(norm_n2)
-    return 0.0 if denominator == 0.0 else math.sqrt(diff2) / denominator
+    with twin.backend.quiet_float_errors():  # an overflow is reported below, as an error
+        AL, caches = twin._forward(X)
+        base = float(twin._cost(AL, Y, caches))
+        grads = twin._backward(AL, Y, caches)
+        analytic, numeric = [], []
+        for key, theta in twin._params.items():
+            dtheta = to_numpy(grads["d" + key])
+            rows, cols = theta.shape
+            for i in range(rows):
+                for j in range(cols):
+                    original = float(theta[i, j])
+                    theta[i, j] = original + epsilon
+                    plus = cost()
+                    theta[i, j] = original - epsilon
+                    minus = cost()
+                    theta[i, j] = original
+                    numeric.append((plus - minus) / (2 * epsilon))
+                    analytic.append(float(dtheta[i, j]))
+    values = [base, *analytic, *numeric]
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(
+            f"gradient_check: the cost or a gradient is not finite at these inputs in float64 "
+            f"(cost {base:g}): the values of X overflow the network's activations; scale "
+            "them (e.g. to [0, 1], or zero mean and unit variance)"
+        )
+    scale = max((abs(v) for v in analytic + numeric), default=0.0)
+    if scale == 0.0:
+        return 0.0
+    # the norms of scaled values: gradients of 1e200 would overflow their squares
+    diff = math.sqrt(math.fsum(((a - b) / scale) ** 2 for a, b in zip(analytic, numeric)))
+    norm_g = math.sqrt(math.fsum((a / scale) ** 2 for a in analytic))
+    norm_n = math.sqrt(math.fsum((b / scale) ** 2 for b in numeric))
+    return diff / (norm_g + norm_n)
 
 
 __all__ = ["gradient_check"]
