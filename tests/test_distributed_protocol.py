@@ -94,6 +94,33 @@ def test_mismatch_message_names_what_the_ranks_and_their_values():
     assert "and 6 other values" in str(protocol.mismatch_error(many, 10))
 
 
+def test_lists_of_arrays_are_compared_by_every_value(backend, rng):
+    # agree_fit compares array-api-strict's parameters as a list of arrays: repr() would
+    # show 3 values of each end of a large array, and 8 digits of each
+    host = rng.standard_normal(2000)
+    far, near = host.copy(), host.copy()
+    far[1000] += 1.0
+    near[0] *= 1 + 1e-12
+    same = protocol.fingerprint([backend.asarray(host, backend.dtype("float64"))])
+    assert same == protocol.fingerprint([host])
+    assert same != protocol.fingerprint([far])
+    assert same != protocol.fingerprint([near])
+    assert protocol.fingerprint({"v": [host]}) != protocol.fingerprint({"v": [far]})
+    assert protocol.fingerprint([host, host]) != protocol.fingerprint([host])
+
+
+def test_an_item_passed_on_some_ranks_only_is_named_absent_on_the_others():
+    def item(value):
+        return (protocol.fingerprint(value).hex(), protocol.describe_value(value))
+
+    gathered = [{"X size": item((82, 10)), "X_val size": item((21, 10))},
+                {"X size": item((82, 10))}, {"X size": item((82, 10))}]
+    err = protocol.mismatch_error(gathered, 3)
+    assert "X_val size: (21, 10) on rank 0; absent on ranks 1-2" in str(err)
+    err = protocol.mismatch_error(gathered[::-1], 3)
+    assert "X_val size: absent on ranks 0-1; (21, 10) on rank 2" in str(err)
+
+
 # -- arrays through the host -------------------------------------------------------------------
 
 

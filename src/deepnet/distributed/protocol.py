@@ -117,9 +117,30 @@ def fingerprint(value: Any) -> bytes:
         host = np.ascontiguousarray(to_numpy(value))
         h.update(repr(("array", host.shape, host.dtype.str)).encode())
         h.update(host.tobytes())
+    elif isinstance(value, (list, tuple)) and any(map(_holds_array, value)):
+        # each element by its own digest: repr() shortens arrays and rounds floats
+        h.update(repr((type(value).__name__, len(value))).encode())
+        for item in value:
+            h.update(fingerprint(item))
+    elif isinstance(value, dict) and any(map(_holds_array, value.values())):
+        h.update(repr(("dict", len(value))).encode())
+        for key, item in value.items():
+            h.update(fingerprint(key))
+            h.update(fingerprint(item))
     else:
         h.update(repr(value).encode())
     return h.digest()
+
+
+def _holds_array(value: Any) -> bool:
+    """Whether ``value`` is an array or a list, tuple or dict holding one."""
+    if is_array(value):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(map(_holds_array, value))
+    if isinstance(value, dict):
+        return any(map(_holds_array, value.values()))
+    return False
 
 
 def is_array(value: Any) -> bool:
@@ -163,14 +184,17 @@ def mismatch_error(
     message is built from it alone, so it is the same on every rank.
     """
     lines = []
-    for what in gathered[0]:
+    absent = ("", "absent")  # an item some ranks did not pass (validation on one only)
+    names = list(dict.fromkeys(what for items in gathered for what in items))
+    for what in names:
         groups: dict[str, list[int]] = {}
         for r, items in enumerate(gathered):
-            groups.setdefault(items[what][0], []).append(r)
+            groups.setdefault(items.get(what, absent)[0], []).append(r)
         if len(groups) == 1:
             continue
         ordered = sorted(groups.values(), key=lambda rs: rs[0])
-        shown = [f"{gathered[rs[0]][what][1]} on {rank_ranges(rs)}" for rs in ordered[:max_groups]]
+        shown = [f"{gathered[rs[0]].get(what, absent)[1]} on {rank_ranges(rs)}"
+                 for rs in ordered[:max_groups]]
         if len(ordered) > max_groups:
             shown.append(f"and {len(ordered) - max_groups} other values")
         lines.append(f"{what}: " + "; ".join(shown))
