@@ -144,6 +144,45 @@ def fit_mismatch(comm) -> None:
     report(comm, messages=messages)
 
 
+def fit_settings(comm) -> None:
+    """Ranks given different fit settings (each would update differently or stop at
+    another epoch): refused before a step; a callback that stops one rank stops all;
+    an optimizer object carried into a second fit agrees."""
+    victim = comm.rank == VICTIM
+    adam = dn.optimizers.Adam(learning_rate=0.01 * (1 + victim))
+    differ = [
+        {"learning_rate": 1e-2 * (1 + victim)},
+        {"epochs": 9 + victim},
+        {"optimizer": "rmsprop" if victim else "adam"},
+        {"optimizer": adam, "learning_rate": None},
+        {"validation": 0.2, "early_stopping": dn.EarlyStopping(patience=2 + victim)},
+        {"validation": None if victim else 0.2},
+    ]
+    messages = []
+    for change in differ:
+        net, X, y = fit_task("numpy")
+        try:
+            net.fit(X, y, comm=comm, **{**FIT, **change})
+        except RankMismatchError as exc:
+            messages.append(str(exc))
+        if net.history is not None:
+            messages.append("trained anyway")
+
+    def stop_on_victim(net, epoch, logs):
+        return False if victim and epoch == 1 else None
+
+    net, X, y = fit_task("numpy")
+    history = net.fit(X, y, comm=comm, callbacks=[stop_on_victim], **FIT)
+    params = np.concatenate([dn.to_numpy(v).ravel() for v in net.params.values()])
+    comm.agree("parameters after a callback stopped one rank", params)
+    adam = dn.optimizers.Adam(learning_rate=0.01)
+    net, X, y = fit_task("numpy")
+    for _ in range(2):  # its moments and counts, equal on every rank, carried over
+        net.fit(X, y, comm=comm, **{**FIT, "optimizer": adam, "learning_rate": None})
+    report(comm, messages=messages, stopped=[history.epochs, history.stopped_early],
+           carried=adam.t)
+
+
 def fault(comm, kind: str) -> None:
     """Every rank reduces in a loop; the victim stops after a few steps with ``kind``.
 
@@ -208,6 +247,8 @@ def main() -> None:
         fit(comm, args[0] if args else "numpy")
     elif scenario == "fit_mismatch":
         fit_mismatch(comm)
+    elif scenario == "fit_settings":
+        fit_settings(comm)
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
 

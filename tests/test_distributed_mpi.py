@@ -177,6 +177,24 @@ def test_a_fit_refuses_ranks_given_different_inputs(launch):
     assert "batch size: 20 on ranks 0, 2; 21 on rank 1" in batch
 
 
+def test_a_fit_refuses_ranks_given_different_settings_and_stops_them_together(launch):
+    # each difference would train different networks silently (learning rate, optimizer)
+    # or leave one rank in a step while another has stopped (epochs, early stopping)
+    code, results, _, output, _ = launch(3, "fit_settings")
+    assert code == 0 and sorted(results) == [0, 1, 2], output
+    messages = [results[r]["messages"] for r in range(3)]
+    assert messages[0] == messages[1] == messages[2] and len(messages[0]) == 6, messages
+    lr, epochs, rule, obj, stopper, val = messages[0]
+    assert "learning rate: 0.01 on ranks 0, 2; 0.02 on rank 1" in lr
+    assert "epochs: 9 on ranks 0, 2; 10 on rank 1" in epochs
+    assert "optimizer: 'adam' on ranks 0, 2; 'rmsprop' on rank 1" in rule
+    assert "optimizer: 'Adam(learning_rate=0.01" in obj and "learning_rate=0.02" in obj
+    assert "early stopping: EarlyStopping(patience=2" in stopper and "patience=3" in stopper
+    assert "X_val size: (21, 10) on ranks 0, 2; absent on rank 1" in val
+    for r in range(3):  # rank 1's callback stopped every rank after epoch 2
+        assert results[r]["stopped"] == [2, True] and results[r]["carried"] == 108, results
+
+
 # -- faults: one rank stops, every rank stops with the same error ---------------------------------
 
 

@@ -293,6 +293,10 @@ class Loop:
                             stop = True
                     except StopTraining:
                         stop = True
+                if self.comm is not None and self.comm.size > 1:
+                    # a callback may stop one process only (its own clock, files): every
+                    # process stops with it, or the others would wait in the next step
+                    stop = bool(self.comm.allreduce_host([float(stop)])[0] > 0.0)
                 if bar is not None:
                     self._show(bar, logs)
                 if stop:

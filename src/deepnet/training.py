@@ -204,7 +204,9 @@ def fit(
     if batch_size is not None and batch_size >= Xt.m:
         batch_size = None
     if comm is not None:
-        comm.agree_fit(net, Xt, Yt, val, batch_size, seed, rng)
+        comm.agree_fit(net, Xt, Yt, val, batch_size, seed, rng, epochs=epochs,
+                       optimizer=optimizer, learning_rate=learning_rate, stopper=stopper,
+                       monitor=monitor)
     opt = _optimizers.get(optimizer, learning_rate)  # last: it sets an object's α
     opt.bind(net.param_shapes())
 

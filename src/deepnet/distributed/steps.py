@@ -37,13 +37,20 @@ class StepHooks:
     _wait: Callable[..., None]
 
     def agree_fit(self, net: Any, X: Any, Y: Any, val: tuple | None, batch_size: int | None,
-                  seed: int | None, rng: np.random.Generator) -> None:
+                  seed: int | None, rng: np.random.Generator, *, epochs: int | None = None,
+                  optimizer: Any = None, learning_rate: float | None = None,
+                  stopper: Any = None, monitor: str | None = None) -> None:
         """Check, in one collective, that every rank starts the same fit: the network
         (each constructor argument), its initial parameters, the training and validation
         sets (sizes, and the values of :data:`SAMPLE` evenly spaced examples), the batch
-        size, the seed and the state of the shuffling and dropout RNGs. A difference
-        raises the same :class:`~deepnet.errors.RankMismatchError` on every rank,
-        naming what differs, before any step.
+        size, the seed, the state of the shuffling and dropout RNGs, and what else decides
+        the updates and the number of steps: ``epochs``, ``optimizer`` (a name or an
+        ``Optimizer``, see :func:`run_items`), ``learning_rate``, ``stopper`` (an
+        ``EarlyStopping`` or ``None``) and its ``monitor`` (left out where ``epochs`` is
+        ``None``). A difference raises the same
+        :class:`~deepnet.errors.RankMismatchError` on every rank, naming what differs,
+        before any step: ranks that would update differently, or stop at different epochs
+        (and then call different collectives), never start.
 
         ``X``, ``Y`` and ``val``'s are the data path's tables (``deepnet.data.Table``).
         """
@@ -62,6 +69,8 @@ class StepHooks:
         items["seed"] = seed
         items["shuffle RNG state"] = rng.bit_generator.state
         items["dropout RNG state"] = net._rng.bit_generator.state
+        if epochs is not None:
+            items.update(run_items(epochs, optimizer, learning_rate, stopper, monitor))
         self.agree(items)
 
     def allreduce_step(self, grads: Mapping[str, Array], flat: Array | None, J: Array) -> Array:
@@ -113,6 +122,29 @@ class StepHooks:
             if write_back is None:
                 return self._start_allreduce(buf)
         return STAGE
+
+
+def run_items(epochs: int, optimizer: Any, learning_rate: float | None, stopper: Any,
+              monitor: str | None) -> dict[str, Any]:
+    """What ``agree_fit`` compares of a fit's settings besides the network and the data:
+    ``optimizer`` is a name (any case) or an ``Optimizer`` object, compared by its rule,
+    hyperparameters and schedule (its ``repr``), its step and epoch counts, whether it
+    runs fused updates, and the values of its moments (an object carried over from an
+    earlier fit)."""
+    items: dict[str, Any] = {"epochs": epochs, "learning rate": learning_rate,
+                             "early stopping": stopper, "monitor": monitor}
+    if isinstance(optimizer, str):
+        items["optimizer"] = optimizer.lower()
+        return items
+    items["optimizer"] = repr(optimizer)
+    items["optimizer counts (steps, epochs)"] = (getattr(optimizer, "t", None),
+                                                 getattr(optimizer, "epochs", None))
+    items["optimizer fused"] = getattr(optimizer, "fused", None)
+    moments = getattr(optimizer, "moments", ())
+    state = getattr(optimizer, "state", {}) or {}
+    items["optimizer state"] = {key: {name: v for name, v in slot.items() if name in moments}
+                                for key, slot in state.items()}
+    return items
 
 
 def _host_view(x: Array) -> np.ndarray | None:
@@ -172,4 +204,4 @@ def _sample(backend: Any, table: Any) -> np.ndarray:
     return np.ascontiguousarray(to_numpy(picked))
 
 
-__all__ = ["PACK_BYTES", "SAMPLE", "STAGE", "StepHooks"]
+__all__ = ["PACK_BYTES", "SAMPLE", "STAGE", "StepHooks", "run_items"]
