@@ -106,9 +106,20 @@ def test_a_bad_hyperparameter_is_refused_by_fit_with_its_name_before_any_work(
     X, y = iris
     est = DeepNetClassifier(**{param: value})  # neither __init__ nor set_params check
     est.set_params(**{param: value})
-    with pytest.raises(dn.InputError, match=match):
+    with pytest.raises(dn.InputError, match=match) as err:
         est.fit(X, y)
+    assert f"DeepNetClassifier parameter {param}" in str(err.value)  # named, every one
     assert not hasattr(est, "net_") and not hasattr(est, "n_features_in_")
+
+
+@pytest.mark.parametrize("Est", [DeepNetClassifier, DeepNetRegressor])
+def test_a_device_that_does_not_exist_is_named_with_its_parameter(iris, Est):
+    X, y = iris
+    est = Est((4,), epochs=1, backend="numpy", device="nonsense")
+    with pytest.raises(dn.BackendError, match=f"{Est.__name__} parameters backend='numpy', "
+                       "device='nonsense': backend 'numpy' runs on the CPU only"):
+        est.fit(X, y)
+    assert not hasattr(est, "net_")
 
 
 # -- the oracle: the network deepnet trains itself --------------------------------------
@@ -311,6 +322,37 @@ def test_early_stopping_holds_out_a_validation_set_and_keeps_the_best_epoch(iris
     assert h.monitor == "val_cost" and len(h.val_cost) == clf.n_iter_ == len(h.cost)
     assert h.stopped_early and clf.n_iter_ < 300
     assert h.best_epoch == int(np.argmin(h.val_cost))
+
+
+@pytest.mark.parametrize("m, n_val", [(2, 1), (5, 1), (11, 2), (151, 16)])
+def test_early_stopping_holds_out_at_least_one_example_as_scikit_learn_does(rng, m, n_val):
+    # ceil(validation_fraction * m), train_test_split's rule: a small fold still validates
+    X, y = _regression(rng, m=m)
+    reg = DeepNetRegressor((4,), epochs=2, early_stopping=True, random_state=0).fit(X, y)
+    assert len(reg.history_.val_cost) == 2
+    net = dn.DeepNet([3, 4, 1], output="linear", init="xavier", dtype="float64", seed=0)
+    net.fit(X.T, y, epochs=2, optimizer="adam", learning_rate=1e-3, progress=False,
+            validation=n_val / m, early_stopping=dn.EarlyStopping(10, 1e-4, "val_cost"),
+            train_metrics=False)
+    assert reg.history_.val_cost == net.history.val_cost  # the same n_val held out
+
+
+def test_early_stopping_on_one_sample_says_so_in_scikit_learns_words():
+    # check_fit2d_1sample's patterns ("n_samples=1") with early_stopping=True (the
+    # classifier's error, one class, comes first)
+    with pytest.raises(dn.InputError, match="n_samples=1, leaving 0 to train on"):
+        DeepNetRegressor(early_stopping=True).fit(np.ones((1, 3)), [1.0])
+
+
+def test_a_sparse_indicator_matrix_trains_as_its_dense_form(rng):
+    sparse = pytest.importorskip("scipy.sparse")
+    X, Y = rng.standard_normal((30, 3)), rng.integers(0, 2, (30, 3))
+    clf = DeepNetClassifier((4,), epochs=2, random_state=0).fit(X, sparse.csr_matrix(Y))
+    twin = DeepNetClassifier((4,), epochs=2, random_state=0).fit(X, Y)
+    assert clf.n_outputs_ == 3 and list(clf.classes_) == [0, 1, 2]
+    assert np.array_equal(clf.predict_proba(X), twin.predict_proba(X))
+    reg = DeepNetRegressor((4,), epochs=2, random_state=0).fit(X, sparse.csr_matrix(Y * 1.0))
+    assert reg.predict(X).shape == (30, 3)
 
 
 def test_an_optimizer_object_is_copied_and_its_schedule_used(iris):

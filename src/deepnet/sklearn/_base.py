@@ -15,9 +15,11 @@ deepnet's default backend) with NumPy results.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -151,7 +153,19 @@ class _DeepNetEstimator(BaseEstimator):
                     f"device={self.device!r}; set device=None or move X"
                 )
             return here, lib
-        return get_backend(self.backend, None if self.device is None else str(self.device)), "numpy"
+        return self._named_backend(), "numpy"
+
+    def _named_backend(self) -> Backend:
+        """The backend the ``backend``/``device`` parameters name; an error of
+        ``get_backend`` (a device that does not exist, a library not installed) keeps its
+        type and names the parameters."""
+        try:
+            return get_backend(self.backend, None if self.device is None else str(self.device))
+        except DeepNetError as exc:
+            raise type(exc)(
+                f"{type(self).__name__} parameters backend={self.backend!r}, "
+                f"device={self.device!r}: {exc}"
+            ) from exc
 
     def _live_net(self) -> DeepNet:
         """The fitted network, moved first where ``backend``/``device`` (set since the fit,
@@ -162,7 +176,7 @@ class _DeepNetEstimator(BaseEstimator):
         if isinstance(net, DeepNet) and not (by_params and asked):
             return net
         try:
-            target = get_backend(self.backend, None if self.device is None else str(self.device))
+            target = self._named_backend()
         except DeepNetError as exc:
             if isinstance(net, _state.Unloaded):
                 raise type(exc)(
@@ -221,6 +235,8 @@ class _DeepNetEstimator(BaseEstimator):
                                 "feature_names_in_") if k in self.__dict__}
         try:
             X, y = self._validate(X, y, reset=first, method=method)
+            if sp.issparse(y):  # a sparse indicator matrix (multilabel), as MLP takes
+                y = y.toarray()
             if first:
                 backend, lib = self._fit_backend(X)
             else:
@@ -245,7 +261,7 @@ class _DeepNetEstimator(BaseEstimator):
                 opt = self.optimizer_ or _params.make_optimizer(self)
             validation = stopper = None
             if self.early_stopping and not incremental:
-                validation = float(self.validation_fraction)
+                validation = self._validation_share(X.shape[0])
                 stopper = EarlyStopping(patience=int(self.n_iter_no_change),
                                         min_delta=float(self.tol), monitor="val_cost")
             history = net.fit(
@@ -267,6 +283,19 @@ class _DeepNetEstimator(BaseEstimator):
             self.loss_curve_ = [*self.loss_curve_, *history.cost]
         self.n_iter_ = len(self.loss_curve_)
         return self
+
+    def _validation_share(self, m: int) -> float:
+        """The fraction ``fit`` holds out so that ``ceil(validation_fraction · m)``
+        examples validate, as scikit-learn's ``train_test_split`` (and its MLP) does, so
+        a small fold still has one; an InputError where none is left to train on."""
+        n_val = math.ceil(float(self.validation_fraction) * m)
+        if n_val >= m:
+            raise InputError(
+                f"{type(self).__name__}: early_stopping holds out validation_fraction="
+                f"{self.validation_fraction} of n_samples={m}, leaving {m - n_val} to train "
+                "on; pass more samples or set early_stopping=False"
+            )
+        return n_val / m
 
     # -- scikit-learn protocol ---------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -297,7 +326,7 @@ class _DeepNetEstimator(BaseEstimator):
         probe = converter(np.zeros((1,), dtype=np.float32))
         lib = _library_of(probe) or "numpy"
         if lib == "numpy":
-            target = get_backend(self.backend, None if self.device is None else str(self.device))
+            target = self._named_backend()
         else:
             target = get_backend(lib, device_label(probe.device))
         new.net_, new.optimizer_ = _state.move(self.net_, self.optimizer_, target)

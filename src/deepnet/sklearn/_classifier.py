@@ -56,7 +56,8 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         ``xavier`` (Glorot: the variance of scikit-learn's MLP initialization), ``he``
         or ``scaled``.
     early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the examples (at random) and stop when their
+        Hold out ``ceil(validation_fraction · m)`` examples (at random, as
+        ``train_test_split`` does: at least one) and stop when their
         cost has not fallen by more than ``tol`` for ``n_iter_no_change`` epochs, keeping
         the best epoch's parameters.
     validation_fraction, n_iter_no_change, tol : default 0.1, 10, 1e-4

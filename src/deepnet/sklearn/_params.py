@@ -116,7 +116,10 @@ def settings(est: Any) -> Settings:
             f"{_what(est, 'device')} must be None or a device name such as 'cuda:0'; "
             f"got {checks._short(est.device)}"
         )
-    dtype = None if est.dtype is None else resolve_dtype_name(est.dtype)
+    try:
+        dtype = None if est.dtype is None else resolve_dtype_name(est.dtype)
+    except InputError as exc:
+        raise InputError(f"{_what(est, 'dtype')}: {exc}") from exc
     rs = est.random_state
     if not (rs is None or isinstance(rs, (np.random.RandomState, np.random.Generator)) or (
         isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and int(rs) >= 0
