@@ -238,10 +238,14 @@ def test_partial_fit_needs_every_class_up_front(iris):
         clf.partial_fit(X, y)
     clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])  # a batch without class 2
     assert clf.net_.output == "softmax" and clf.net_.layer_dims[-1] == 3
-    with pytest.raises(dn.InputError, match="not among classes"):
+    with pytest.raises(dn.InputError, match=r"labels \[3\] that are not among classes "
+                       r"\[0, 1, 2\]"):  # as written, not np.int64(3)
         clf.partial_fit(X, y + 1)
-    with pytest.raises(dn.InputError, match="differs from the classes"):
+    with pytest.raises(dn.InputError, match=r"classes=\[0, 1\] differs from the classes "
+                       r"of the first partial_fit call, \[0, 1, 2\]"):
         clf.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(dn.InputError, match=r"y holds 1 class \('a'\) in all 2 samples"):
+        DeepNetClassifier().fit(X[:2], np.array(["a", "a"], dtype=object))
     with pytest.raises(dn.InputError, match="features"):
         clf.partial_fit(X[:, :3], y)
     reg = DeepNetRegressor((4,)).partial_fit(X, X[:, :2])

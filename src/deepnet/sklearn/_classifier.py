@@ -134,7 +134,7 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
                 if len(classes_) < 2:
                     raise InputError(
                         f"{type(self).__name__} needs at least 2 classes; y holds 1 class "
-                        f"({classes_[0]!r}) in all {len(y)} samples"
+                        f"({classes_[:1].tolist()[0]!r}) in all {len(y)} samples"
                     )
             mode = "multilabel" if multilabel else (
                 "binary" if len(classes_) == 2 else "multiclass")
@@ -144,8 +144,8 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
                 unique_labels(classes), classes_
             ) and mode != "multilabel":
                 raise InputError(
-                    f"classes={list(unique_labels(classes))!r} differs from the classes of "
-                    f"the first partial_fit call, {list(classes_)!r}"
+                    f"classes={unique_labels(classes).tolist()!r} differs from the classes of "
+                    f"the first partial_fit call, {classes_.tolist()!r}"
                 )
             if (mode == "multilabel") != multilabel or (
                 multilabel and y.shape[1] != len(classes_)
@@ -162,8 +162,8 @@ class DeepNetClassifier(ClassifierMixin, _DeepNetEstimator):
         unseen = np.setdiff1d(unique_labels(y), classes_)
         if unseen.size:
             raise InputError(
-                f"y holds labels {list(unseen)!r} that are not among classes "
-                f"{list(classes_)!r}; pass every class in classes= on the first partial_fit"
+                f"y holds labels {unseen.tolist()!r} that are not among classes "
+                f"{classes_.tolist()!r}; pass every class in classes= on the first partial_fit"
             )
         idx = np.searchsorted(classes_, y)
         nL = 1 if mode == "binary" else len(classes_)
