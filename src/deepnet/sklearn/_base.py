@@ -19,7 +19,6 @@ import math
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -235,7 +234,8 @@ class _DeepNetEstimator(BaseEstimator):
                                 "feature_names_in_") if k in self.__dict__}
         try:
             X, y = self._validate(X, y, reset=first, method=method)
-            if sp.issparse(y):  # a sparse indicator matrix (multilabel), as MLP takes
+            if hasattr(y, "toarray") and hasattr(y, "nnz"):  # a SciPy sparse indicator
+                # matrix (multilabel), which scikit-learn's MLP takes too
                 y = y.toarray()
             if first:
                 backend, lib = self._fit_backend(X)
