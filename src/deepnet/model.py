@@ -87,7 +87,7 @@ class Model(ParameterStore):
         self.layer_dims = dims
         self.loss = losses.for_output(self.output)
         self.history: Any = None  # the History of the last fit
-        self.reuse_buffers = bool(reuse_buffers)
+        self.reuse_buffers = checks.boolean(reuse_buffers, "reuse_buffers")
         self._rng = rng
         self._grads_flat = None  # the workspace gradients, allocated with the first one
         checks.network_memory(dims, self.dtype_name, self.backend)
@@ -159,6 +159,7 @@ class Model(ParameterStore):
         caches : list
             One per layer: what :meth:`backward` and :meth:`cost` need.
         """
+        training = checks.boolean(training, "training")
         X = self._check_X(X)
         return self._forward(X, training=training)
 

@@ -57,6 +57,8 @@ def to_numpy(x: Array) -> np.ndarray:
 
 def host_array(x: Any, what: str = "array") -> np.ndarray:
     """``x`` (an array of any library, or a nested sequence) as a host NumPy array."""
+    if _library_of(x) not in (None, "numpy"):
+        _check_dense(x, what)
     try:
         if isinstance(x, np.ndarray):
             return host_input(x, what)
@@ -72,7 +74,7 @@ def host_array(x: Any, what: str = "array") -> np.ndarray:
 
 
 def _dtype_kind(xp: ModuleType, dtype: Any) -> str:
-    """NumPy's one-letter kind of any library's dtype (``"O"`` for what is not a number)."""
+    """NumPy's one-letter kind of any library's dtype (``"?"`` for what is not a number)."""
     kind = getattr(dtype, "kind", None)  # NumPy's and CuPy's dtypes say it themselves
     if isinstance(kind, str):
         return kind
@@ -87,7 +89,7 @@ def _dtype_kind(xp: ModuleType, dtype: Any) -> str:
             return "c"
     except (TypeError, ValueError):  # a dtype the namespace does not know
         pass
-    return "O"
+    return "?"
 
 
 _KIND_NAMES = {"c": "complex numbers", "U": "strings", "S": "bytes", "O": "Python objects",
@@ -100,6 +102,17 @@ def _check_dtype_kind(kind: str, dtype: Any, what: str) -> None:
         raise InputError(
             f"{what} must hold real numbers (float, int or bool); got dtype {dtype} "
             f"({held} are not supported)"
+        )
+
+
+def _check_dense(x: Any, what: str) -> None:
+    """Refuse a sparse (or otherwise non-strided) torch tensor: its kernels differ, and
+    gathering or transposing it fails deep inside torch."""
+    layout = getattr(x, "layout", None)
+    if layout is not None and str(layout) != "torch.strided":
+        raise InputError(
+            f"{what} is a torch tensor of layout {str(layout).rsplit('.', 1)[-1]}; deepnet "
+            f"takes dense arrays: pass {what}.to_dense()"
         )
 
 

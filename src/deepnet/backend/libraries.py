@@ -14,6 +14,7 @@ import numpy as np
 from deepnet.backend.host import (
     DTYPE_NAMES,
     Array,
+    _check_dense,
     _check_dtype_kind,
     _dtype_kind,
     _library_of,
@@ -91,6 +92,7 @@ class Backend:
         if isinstance(x, np.ndarray):
             x = host_input(x, what)  # np.matrix, masked arrays, byte order
         if self.owns(x):
+            _check_dense(x, what)
             if not _same_device(x.device, self.device):
                 raise InputError(
                     f"{what} is on device {device_label(x.device)!r} but the network is on "
