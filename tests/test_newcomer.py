@@ -183,3 +183,32 @@ def test_non_finite_float64_labels_are_not_told_to_use_float64():
     with pytest.raises(dn.InputError, match=r"Y must be finite; it holds 1 NaN or inf "
                        r"value\(s\)$"):
         net.fit(np.zeros((2, 3)), np.array([0.0, np.nan, 1.0]), epochs=1, progress=False)
+
+
+def test_layer_kernels_check_the_notes_shapes_before_any_arithmetic(backend):
+    """The public kernels take the caller's arrays: a b of shape (n[l],) used to broadcast
+    along the examples silently when n[l] == m, a W of the wrong shape leaked the
+    library's matmul error, a list or a bad cache a TypeError."""
+    xp = backend.xp
+    ones = lambda *shape: xp.ones(shape, dtype=backend.dtype("float64"), device=backend.device)
+    A, W, b = ones(4, 4), ones(4, 4), ones(4, 1)
+    with pytest.raises(dn.ShapeError, match=r"linear_forward: b must have shape \(n\[l\], 1\) "
+                       r"= \(4, 1\) for W \(4, 4\); got \(4,\)"):
+        dn.linear_forward(A, W, ones(4))
+    with pytest.raises(dn.ShapeError, match=r"dense_forward: W \(4, 3\) is \(n\[l\], n\[l-1\]\)"
+                       r", so A_prev must have n\[l-1\] = 3 rows; got A_prev \(4, 4\)"):
+        dn.dense_forward(A, ones(4, 3), b, "relu")
+    with pytest.raises(dn.InputError, match="A_prev must be an array of the network's library; "
+                       "got list"):
+        dn.linear_forward([[1.0]], [[1.0]], [[0.0]])
+    Z, cache = dn.linear_forward(A, W, b)
+    A1, dense_cache = dn.dense_forward(A, W, b, "tanh")
+    with pytest.raises(dn.ShapeError, match=r"dZ has shape \(4, 3\); expected \(n\[l\], m\) = "
+                       r"\(4, 4\)"):
+        dn.linear_backward(ones(4, 3), cache)
+    with pytest.raises(dn.InputError, match=r"cache must be the tuple \(linear_cache, Z, A\)"):
+        dn.dense_backward(A1, None, "tanh")
+    with pytest.raises(dn.InputError, match="divide_by must be a positive number"):
+        dn.linear_backward(Z, cache, divide_by=0)
+    dA_prev, dW, db = dn.dense_backward(A1, dense_cache, "tanh")
+    assert tuple(dW.shape) == (4, 4) and tuple(db.shape) == (4, 1)
