@@ -93,8 +93,9 @@ def test_a_sparse_torch_tensor_is_refused_by_name(backend_name):
         warnings.simplefilter("ignore", UserWarning)
         csr = X.to_sparse_csr()
     for sparse in (X.to_sparse(), csr):
-        for call in (lambda: net.predict(sparse), lambda: net.evaluate(sparse, np.ones(8)),
-                     lambda: net.fit(sparse, np.ones(8), epochs=1, progress=False)):
+        for call in (lambda x=sparse: net.predict(x),
+                     lambda x=sparse: net.evaluate(x, np.ones(8)),
+                     lambda x=sparse: net.fit(x, np.ones(8), epochs=1, progress=False)):
             with pytest.raises(dn.InputError, match=r"X is a torch tensor of layout sparse_"
                                r"(coo|csr); deepnet takes dense arrays: pass X\.to_dense\(\)"):
                 call()
@@ -190,7 +191,10 @@ def test_layer_kernels_check_the_notes_shapes_before_any_arithmetic(backend):
     along the examples silently when n[l] == m, a W of the wrong shape leaked the
     library's matmul error, a list or a bad cache a TypeError."""
     xp = backend.xp
-    ones = lambda *shape: xp.ones(shape, dtype=backend.dtype("float64"), device=backend.device)
+
+    def ones(*shape):
+        return xp.ones(shape, dtype=backend.dtype("float64"), device=backend.device)
+
     A, W, b = ones(4, 4), ones(4, 4), ones(4, 1)
     with pytest.raises(dn.ShapeError, match=r"linear_forward: b must have shape \(n\[l\], 1\) "
                        r"= \(4, 1\) for W \(4, 4\); got \(4,\)"):
@@ -210,5 +214,5 @@ def test_layer_kernels_check_the_notes_shapes_before_any_arithmetic(backend):
         dn.dense_backward(A1, None, "tanh")
     with pytest.raises(dn.InputError, match="divide_by must be a positive number"):
         dn.linear_backward(Z, cache, divide_by=0)
-    dA_prev, dW, db = dn.dense_backward(A1, dense_cache, "tanh")
+    _, dW, db = dn.dense_backward(A1, dense_cache, "tanh")
     assert tuple(dW.shape) == (4, 4) and tuple(db.shape) == (4, 1)
