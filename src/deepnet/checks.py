@@ -232,6 +232,6 @@ def shape_of(x: Any, what: str) -> tuple[int, ...]:
 
 __all__ = [
     "MAX_UNITS", "all_finite", "allocation", "boolean", "dtype_name", "layer_dims",
-    "network_memory", "output_units", "parameter_count", "parameters_finite", "positive_int", "real_dtype",
-    "real_number", "shape_of",
+    "network_memory", "output_units", "parameter_count", "parameters_finite", "positive_int",
+    "real_dtype", "real_number", "shape_of",
 ]
