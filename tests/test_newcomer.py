@@ -216,3 +216,21 @@ def test_layer_kernels_check_the_notes_shapes_before_any_arithmetic(backend):
         dn.linear_backward(Z, cache, divide_by=0)
     _, dW, db = dn.dense_backward(A1, dense_cache, "tanh")
     assert tuple(dW.shape) == (4, 4) and tuple(db.shape) == (4, 1)
+
+
+def test_numbers_stored_as_objects_are_named_with_the_conversion(backend):
+    """A DataFrame with int, float and bool columns gives an object array from .to_numpy()
+    or .T: the message says its values are numbers and how to convert them; missing values
+    (pd.NA, None) are named as such."""
+    mixed = np.empty((3, 4), dtype=object)
+    mixed[0], mixed[1], mixed[2] = [0, 1, 2, 3], [0.5, 1.5, 2.5, 3.5], [True, False] * 2
+    net = dn.DeepNet([3, 4, 1], backend=backend)
+    with pytest.raises(dn.InputError, match=r"numbers stored as Python objects .*pass "
+                       r"np\.asarray\(X, dtype=np\.float64\)"):
+        net.fit(mixed, np.ones(4), epochs=1, progress=False)
+    mixed[1, 2] = None
+    with pytest.raises(dn.InputError, match=r"values that are not numbers \(None, pd\.NA or "
+                       r"text\?\): fill or drop the missing values"):
+        net.predict(mixed)
+    assert net.fit(np.asarray(mixed[:, [0, 1, 3]], dtype=np.float64), np.ones(3), epochs=1,
+                   progress=False).cost

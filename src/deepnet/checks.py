@@ -202,11 +202,12 @@ def dtype_name(dtype: Any) -> str:
     return str(name).rsplit(".", 1)[-1]
 
 
-def real_dtype(dtype: Any, what: str) -> None:
-    """Refuse a NumPy dtype that is not bool, integer or real floating."""
+def real_dtype(dtype: Any, what: str, values: Any = None) -> None:
+    """Refuse a NumPy dtype that is not bool, integer or real floating (``values``: the
+    array, for a message that says what an object array holds)."""
     from deepnet.backend import _check_dtype_kind
 
-    _check_dtype_kind(dtype.kind, dtype, what)
+    _check_dtype_kind(dtype.kind, dtype, what, values)
 
 
 def shape_of(x: Any, what: str) -> tuple[int, ...]:

@@ -226,7 +226,7 @@ def _device_rows(backend: Backend, X: Any, dtype: Any, what: str) -> Array:
         Xd = backend.asarray(X, dtype, what=what)  # another library's arrays, lists
         return _row_major(backend, Xd.T)
     host = host_input(X, what)
-    checks.real_dtype(host.dtype, what)
+    checks.real_dtype(host.dtype, what, host)
     rows = host.T
     target = np.dtype(checks.dtype_name(dtype))
     if rows.flags.c_contiguous and rows.dtype == target:

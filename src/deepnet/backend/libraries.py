@@ -100,7 +100,7 @@ class Backend:
                     f"for a host copy) or move the network with net.to({self.name!r}, "
                     "device=...)"
                 )
-            _check_dtype_kind(_dtype_kind(xp, x.dtype), x.dtype, what)
+            _check_dtype_kind(_dtype_kind(xp, x.dtype), x.dtype, what, x)
             if getattr(x, "requires_grad", False):  # a torch tensor autograd tracks
                 x = x.detach()
             if dtype is not None and x.dtype != dtype:
@@ -108,7 +108,7 @@ class Backend:
                     x = xp.astype(x, dtype)
             return x
         host = x if isinstance(x, np.ndarray) else host_array(x, what)
-        _check_dtype_kind(host.dtype.kind, host.dtype, what)
+        _check_dtype_kind(host.dtype.kind, host.dtype, what, host)
         if any(stride < 0 for stride in host.strides):  # torch refuses negative strides
             host = np.ascontiguousarray(host)
         if dtype is not None:
