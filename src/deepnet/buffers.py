@@ -18,11 +18,13 @@ from deepnet.errors import BackendError, InputError, ShapeError
 
 def on_device(method: Callable) -> Callable:
     """Run a public method with the network's device current (``Backend.activate``):
-    CuPy runs kernels on the thread's current device, whatever the caller made current."""
+    CuPy runs kernels on the thread's current device, whatever the caller made current.
+    NumPy's float warnings stay quiet meanwhile: deepnet checks its inputs itself and
+    ``fit`` reports non-finite results as errors, so none reaches the caller."""
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self.backend.activate():
+        with self.backend.activate(), self.backend.quiet_float_errors():
             return method(self, *args, **kwargs)
 
     return wrapper

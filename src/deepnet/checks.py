@@ -34,6 +34,16 @@ def positive_int(value: Any, what: str) -> int:
     return number
 
 
+def boolean(value: Any, what: str) -> bool:
+    """``value`` as a bool: ``True``/``False`` (NumPy's ``bool_`` too). A string such as
+    ``"no"`` is refused rather than read as true."""
+    import numpy
+
+    if isinstance(value, (bool, numpy.bool_)):
+        return bool(value)
+    raise InputError(f"{what} must be True or False; got {_short(value)}")
+
+
 def _short(value: Any, limit: int = 80) -> str:
     """``repr(value)``, cut to ``limit`` characters (a fuzzed argument can be huge)."""
     try:
@@ -158,12 +168,11 @@ def all_finite(x: Array, what: str) -> None:
         block = x[start:min(start + step, n), ...] if x.ndim else x  # strict: no slice
         bad += int(xp.sum(xp.astype(~xp.isfinite(block), xp.int64)))  # past the end
     if bad:
-        top = xp.finfo(x.dtype).max
-        raise InputError(
-            f"{what} must be finite; it holds {bad} NaN or inf value(s) (as "
-            f"{dtype_name(x.dtype)}; values beyond ±{top:.3g} become inf when converted: "
-            "scale the data or use dtype='float64')"
-        )
+        name = dtype_name(x.dtype)
+        hint = "" if name == "float64" else (
+            f" (as {name}; values beyond ±{xp.finfo(x.dtype).max:.3g} become inf when "
+            "converted: scale the data or use dtype='float64')")
+        raise InputError(f"{what} must be finite; it holds {bad} NaN or inf value(s){hint}")
 
 
 def _quiet(x: Array) -> contextlib.AbstractContextManager:
@@ -193,11 +202,12 @@ def dtype_name(dtype: Any) -> str:
     return str(name).rsplit(".", 1)[-1]
 
 
-def real_dtype(dtype: Any, what: str) -> None:
-    """Refuse a NumPy dtype that is not bool, integer or real floating."""
+def real_dtype(dtype: Any, what: str, values: Any = None) -> None:
+    """Refuse a NumPy dtype that is not bool, integer or real floating (``values``: the
+    array, for a message that says what an object array holds)."""
     from deepnet.backend import _check_dtype_kind
 
-    _check_dtype_kind(dtype.kind, dtype, what)
+    _check_dtype_kind(dtype.kind, dtype, what, values)
 
 
 def shape_of(x: Any, what: str) -> tuple[int, ...]:
@@ -222,7 +232,7 @@ def shape_of(x: Any, what: str) -> tuple[int, ...]:
 
 
 __all__ = [
-    "MAX_UNITS", "all_finite", "allocation", "dtype_name", "layer_dims", "network_memory",
-    "output_units", "parameter_count", "parameters_finite", "positive_int", "real_dtype",
-    "real_number", "shape_of",
+    "MAX_UNITS", "all_finite", "allocation", "boolean", "dtype_name", "layer_dims",
+    "network_memory", "output_units", "parameter_count", "parameters_finite", "positive_int",
+    "real_dtype", "real_number", "shape_of",
 ]

@@ -146,7 +146,7 @@ def features(backend: Backend, X: Any, n0: int, dtype: Any, what: str = "X") -> 
         host = host_input(X, what)
         checks.real_dtype(host.dtype, what)
         rows = host.T
-        _check_finite_host(rows, what, filename)
+        _check_finite_host(rows, what, filename, np.dtype(checks.dtype_name(dtype)))
         return Table(rows, rows.shape[0], n0, convert=_caster(backend, dtype, what, filename),
                      name=what, filename=filename)
     rows = _device_rows(backend, X, dtype, what)
@@ -226,7 +226,7 @@ def _device_rows(backend: Backend, X: Any, dtype: Any, what: str) -> Array:
         Xd = backend.asarray(X, dtype, what=what)  # another library's arrays, lists
         return _row_major(backend, Xd.T)
     host = host_input(X, what)
-    checks.real_dtype(host.dtype, what)
+    checks.real_dtype(host.dtype, what, host)
     rows = host.T
     target = np.dtype(checks.dtype_name(dtype))
     if rows.flags.c_contiguous and rows.dtype == target:
@@ -261,7 +261,8 @@ def _caster(backend: Backend, dtype: Any, what: str,
     def convert(block: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             out = np.ascontiguousarray(block, dtype=target)
-        if not np.isfinite(out.sum()) and not np.isfinite(out).all():
+            finite = np.isfinite(out.sum()) or np.isfinite(out).all()
+        if not finite:
             raise InputError(
                 f"{what} ({filename}) holds NaN or inf in the rows just read: the file "
                 "changed under the fit, or its values overflow the network's dtype"
@@ -271,21 +272,29 @@ def _caster(backend: Backend, dtype: Any, what: str,
     return convert
 
 
-def _check_finite_host(rows: np.ndarray, what: str, filename: str) -> None:
-    """Every value of a memory map finite, read once in chunks (bounded memory)."""
+def _check_finite_host(rows: np.ndarray, what: str, filename: str,
+                       target: np.dtype) -> None:
+    """Every value of a memory map finite as ``target`` (the network's dtype: float64
+    values beyond float32's range become inf), read once in chunks (bounded memory)."""
     if rows.dtype.kind not in "fc":
         return
+    narrower = rows.dtype.itemsize > target.itemsize
     step = max(1, CHUNK_BYTES // max(1, rows.shape[1] * rows.itemsize))
     try:
         for start in range(0, rows.shape[0], step):
             block = rows[start:start + step]
             with np.errstate(over="ignore", invalid="ignore"):
+                if narrower:
+                    block = block.astype(target)
                 if np.isfinite(block.sum()) or np.isfinite(block).all():
                     continue
             bad = int(np.count_nonzero(~np.isfinite(block)))
+            beyond = (f"; values beyond ±{np.finfo(target).max:.3g} become inf as "
+                      f"{target.name}: scale the data or use dtype='float64'"
+                      if narrower else "")
             raise InputError(
                 f"{what} ({filename}) must be finite; it holds NaN or inf ({bad} in the "
-                f"examples {start} to {min(start + step, rows.shape[0]) - 1})"
+                f"examples {start} to {min(start + step, rows.shape[0]) - 1}){beyond}"
             )
     except OSError as exc:
         raise InputError(f"{what}: cannot read the memory map {filename} ({exc})") from exc

@@ -15,6 +15,7 @@ from typing import Any
 
 from deepnet import data
 from deepnet.backend import Array
+from deepnet.errors import InputError
 from deepnet.loader import Loader
 from deepnet.metrics import metric_for
 from deepnet.model import Model
@@ -80,6 +81,8 @@ def sums(net: Model, parts: Iterable[Chunk]) -> tuple[Array, Array]:
 def evaluate(net: Model, X: Any, Y: Any, chunk: int) -> tuple[Array, Array, int]:
     """``(cost, Σ metric, m)``: the cost with its L2 term and the metric's sum over
     ``(X, Y)``, as 0-d device arrays."""
+    if Y is None:  # chunks() reads None as "features only"
+        raise InputError("Y must be an array of labels (nL, m) or (m,); got NoneType")
     parts, m = chunks(net, X, Y, chunk)
     with net.backend.quiet_float_errors():
         loss, total = sums(net, parts)

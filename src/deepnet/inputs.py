@@ -188,6 +188,8 @@ def labels(
             "linear": "targets",
         }[output]
         hint = " Samples go in columns: pass Y.T?" if shape == (m, nL) and m != nL else ""
+        if output == "softmax" and shape in ((m, 1), (1, m)):
+            hint = " Class labels go in shape (m,): pass Y.ravel()?"
         raise ShapeError(
             f"{what} must hold {kind} of shape (nL, m) = ({nL}, {m}); got {shape}.{hint}"
         )

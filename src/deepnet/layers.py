@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from deepnet import activations
 from deepnet.backend import Array, array_namespace, into
+from deepnet.errors import InputError, ShapeError
 
 
 class Buffers(NamedTuple):
@@ -56,6 +57,56 @@ class Buffers(NamedTuple):
 NO_BUFFERS = Buffers()
 
 
+def _shape(x: object, name: str, where: str, two_d: bool = True) -> tuple:
+    shape = getattr(x, "shape", None)
+    if shape is None or not hasattr(x, "dtype"):
+        raise InputError(
+            f"{where}: {name} must be an array of the network's library; got "
+            f"{type(x).__name__} (convert it first, e.g. net.backend.asarray(x))"
+        )
+    if two_d and len(shape) != 2:
+        raise ShapeError(f"{where}: {name} must be 2-D; got shape {tuple(shape)}")
+    return tuple(shape)
+
+
+def _check_linear(A_prev: Array, W: Array, b: Array, where: str) -> None:
+    """The notes' shapes, before any arithmetic: ``A_prev (n[l-1], m)``, ``W (n[l],
+    n[l-1])``, ``b (n[l], 1)`` (a ``b`` of shape ``(n[l],)`` would broadcast along the
+    examples instead of the units)."""
+    shapes = [_shape(A_prev, "A_prev", where), _shape(W, "W", where),
+              _shape(b, "b", where, two_d=False)]
+    (n_prev, _), (n, n_w), b_shape = shapes
+    if n_w != n_prev:
+        raise ShapeError(f"{where}: W {shapes[1]} is (n[l], n[l-1]), so A_prev must have "
+                         f"n[l-1] = {n_w} rows; got A_prev {shapes[0]}")
+    if b_shape != (n, 1):
+        raise ShapeError(f"{where}: b must have shape (n[l], 1) = ({n}, 1) for W "
+                         f"{shapes[1]}; got {b_shape}")
+
+
+def _check_backward(dZ: Array, name: str, cache: object, divide_by: object,
+                    where: str) -> None:
+    """A gradient ``(n[l], m)`` against the ``(A_prev, W, b)`` cache of its layer."""
+    A_prev, W, b = _check_cache(cache, where, "(A_prev, W, b)")
+    _check_linear(A_prev, W, b, where)
+    expected = (W.shape[0], A_prev.shape[1])
+    if _shape(dZ, name, where) != expected:
+        raise ShapeError(f"{where}: {name} has shape {tuple(dZ.shape)}; expected (n[l], m) "
+                         f"= {expected}, the shape of Z[l]")
+    if divide_by is not None and (
+            isinstance(divide_by, bool) or not isinstance(divide_by, (int, float))
+            or not 0 < divide_by < float("inf")):
+        raise InputError(f"{where}: divide_by must be a positive number (the m of "
+                         f"dW = dZ A_prev.T / m) or None; got {divide_by!r}")
+
+
+def _check_cache(cache: object, where: str, form: str) -> tuple:
+    if not isinstance(cache, tuple) or len(cache) != 3:
+        raise InputError(f"{where}: cache must be the tuple {form} that the forward "
+                         f"kernel returned; got {type(cache).__name__}")
+    return cache
+
+
 def linear_forward(
     A_prev: Array, W: Array, b: Array, *, out: Array | None = None
 ) -> tuple[Array, tuple]:
@@ -85,6 +136,13 @@ def linear_forward(
     >>> Z.shape
     (2, 5)
     """
+    _check_linear(A_prev, W, b, "linear_forward")
+    return _linear_forward(A_prev, W, b, out)
+
+
+def _linear_forward(A_prev: Array, W: Array, b: Array, out: Array | None = None
+                    ) -> tuple[Array, tuple]:
+    """:func:`linear_forward` on arrays known to fit (the network's own): no checks."""
     Z = into(out, "matmul", W, A_prev)
     Z += b
     return Z, (A_prev, W, b)
@@ -120,6 +178,14 @@ def linear_backward(
     dW : array (n[l], n[l-1])
     db : array (n[l], 1)
     """
+    _check_backward(dZ, "dZ", cache, divide_by, "linear_backward")
+    return _linear_backward(dZ, cache, buffers, need_dA_prev, divide_by)
+
+
+def _linear_backward(dZ: Array, cache: tuple, buffers: Buffers = NO_BUFFERS,
+                     need_dA_prev: bool = True, divide_by: float | None = None,
+                     ) -> tuple[Array | None, Array, Array]:
+    """:func:`linear_backward` on the network's own caches: no checks."""
     A_prev, W, _ = cache
     m = A_prev.shape[1]
     ones = buffers.ones
@@ -159,8 +225,15 @@ def dense_forward(
     cache : tuple
         ``(linear_cache, Z, A)``, what :func:`dense_backward` needs.
     """
+    _check_linear(A_prev, W, b, "dense_forward")
+    return _dense_forward(A_prev, W, b, activation, buffers)
+
+
+def _dense_forward(A_prev: Array, W: Array, b: Array, activation: str,
+                   buffers: Buffers = NO_BUFFERS) -> tuple[Array, tuple]:
+    """:func:`dense_forward` on arrays known to fit (the network's own): no checks."""
     g = activations.get(activation)
-    Z, linear_cache = linear_forward(A_prev, W, b, out=buffers.A)
+    Z, linear_cache = _linear_forward(A_prev, W, b, buffers.A)
     if buffers.A is None:
         return (A := g.forward(Z)), (linear_cache, Z, A)
     A = g.forward(Z, out=Z, zeros=buffers.zeros)
@@ -194,13 +267,21 @@ def dense_backward(
     dW : array (n[l], n[l-1])
     db : array (n[l], 1)
     """
+    activations.get(activation)
+    linear_cache = _check_cache(cache, "dense_backward", "(linear_cache, Z, A)")[0]
+    _check_backward(dA, "dA", linear_cache, divide_by, "dense_backward")
+    return _dense_backward(dA, cache, activation, buffers, need_dA_prev, divide_by)
+
+
+def _dense_backward(dA: Array, cache: tuple, activation: str, buffers: Buffers = NO_BUFFERS,
+                    need_dA_prev: bool = True, divide_by: float | None = None,
+                    ) -> tuple[Array | None, Array, Array]:
+    """:func:`dense_backward` on the network's own caches: no checks."""
     g = activations.get(activation)
     linear_cache, Z, A = cache
     out = dA if buffers.tmp is not None else None
     dZ = g.backward(dA, Z, A, out=out, tmp=buffers.tmp)
-    return linear_backward(
-        dZ, linear_cache, buffers=buffers, need_dA_prev=need_dA_prev, divide_by=divide_by
-    )
+    return _linear_backward(dZ, linear_cache, buffers, need_dA_prev, divide_by)
 
 
 __all__ = ["NO_BUFFERS", "Buffers", "dense_backward", "dense_forward", "linear_backward",

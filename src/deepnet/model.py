@@ -87,7 +87,7 @@ class Model(ParameterStore):
         self.layer_dims = dims
         self.loss = losses.for_output(self.output)
         self.history: Any = None  # the History of the last fit
-        self.reuse_buffers = bool(reuse_buffers)
+        self.reuse_buffers = checks.boolean(reuse_buffers, "reuse_buffers")
         self._rng = rng
         self._grads_flat = None  # the workspace gradients, allocated with the first one
         checks.network_memory(dims, self.dtype_name, self.backend)
@@ -159,6 +159,7 @@ class Model(ParameterStore):
         caches : list
             One per layer: what :meth:`backward` and :meth:`cost` need.
         """
+        training = checks.boolean(training, "training")
         X = self._check_X(X)
         return self._forward(X, training=training)
 
@@ -181,7 +182,7 @@ class Model(ParameterStore):
         caches = []
         for l, g in enumerate(self.hidden, start=1):
             buffers = ws.layer(l) if ws is not None else layers.NO_BUFFERS
-            A, cache = layers.dense_forward(A, p[f"W{l}"], p[f"b{l}"], g, buffers=buffers)
+            A, cache = layers._dense_forward(A, p[f"W{l}"], p[f"b{l}"], g, buffers)
             D = None
             if masks is not None:
                 D = masks[l - 1]
@@ -189,7 +190,7 @@ class Model(ParameterStore):
             caches.append((cache, D))
         L = self.L
         out = ws.A[L] if ws is not None else None
-        ZL, linear_cache = layers.linear_forward(A, p[f"W{L}"], p[f"b{L}"], out=out)
+        ZL, linear_cache = layers._linear_forward(A, p[f"W{L}"], p[f"b{L}"], out)
         AL = activations.get(self.output).forward(ZL)
         caches.append(((linear_cache, ZL, AL), None))
         return AL, caches
@@ -305,9 +306,7 @@ class Model(ParameterStore):
         dZ = losses.output_dZ(AL, Y)
         dZ *= scale / m
         buffers = ws.layer(L) if ws is not None else layers.NO_BUFFERS
-        dA, dW, db = layers.linear_backward(
-            dZ, caches[-1][0][0], buffers=buffers, need_dA_prev=L > 1, divide_by=1
-        )
+        dA, dW, db = layers._linear_backward(dZ, caches[-1][0][0], buffers, L > 1, 1)
         grads[f"dW{L}"], grads[f"db{L}"] = dW, db
         for l in range(L - 1, 0, -1):
             cache, D = caches[l - 1]
@@ -317,10 +316,8 @@ class Model(ParameterStore):
                 else:
                     dA = dA * D
             buffers = ws.layer(l) if ws is not None else layers.NO_BUFFERS
-            dA, dW, db = layers.dense_backward(
-                dA, cache, self.hidden[l - 1], buffers=buffers, need_dA_prev=l > 1,
-                divide_by=1,
-            )
+            dA, dW, db = layers._dense_backward(dA, cache, self.hidden[l - 1], buffers,
+                                                l > 1, 1)
             grads[f"dW{l}"], grads[f"db{l}"] = dW, db
         grads = {k: grads[k] for k in self._grad_keys()}
         if l2:

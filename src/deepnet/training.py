@@ -17,6 +17,7 @@ from typing import Any
 from deepnet import checks, data, inputs, memory
 from deepnet import optimizers as _optimizers
 from deepnet.backend import host_rng
+from deepnet.distributed import Communicator
 from deepnet.errors import InputError
 from deepnet.history import (
     Callback,
@@ -167,6 +168,13 @@ def fit(
     callbacks = _check_callbacks(callbacks)
     if progress is not None and not isinstance(progress, bool):
         raise InputError(f"progress must be True, False or None (auto); got {progress!r}")
+    train_metrics = checks.boolean(train_metrics, "train_metrics")
+    prefetch = checks.boolean(prefetch, "prefetch")
+    if comm is not None and not isinstance(comm, Communicator):
+        raise InputError(
+            "comm must be None or a communicator from deepnet.distributed.init(); got "
+            f"{checks._short(comm)}"
+        )
     metric = metric_for(net.output).name
     has_val = validation is not None
     monitor = (stopper.monitor if stopper and stopper.monitor else

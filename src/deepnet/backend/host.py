@@ -57,6 +57,8 @@ def to_numpy(x: Array) -> np.ndarray:
 
 def host_array(x: Any, what: str = "array") -> np.ndarray:
     """``x`` (an array of any library, or a nested sequence) as a host NumPy array."""
+    if _library_of(x) not in (None, "numpy"):
+        _check_dense(x, what)
     try:
         if isinstance(x, np.ndarray):
             return host_input(x, what)
@@ -72,7 +74,7 @@ def host_array(x: Any, what: str = "array") -> np.ndarray:
 
 
 def _dtype_kind(xp: ModuleType, dtype: Any) -> str:
-    """NumPy's one-letter kind of any library's dtype (``"O"`` for what is not a number)."""
+    """NumPy's one-letter kind of any library's dtype (``"?"`` for what is not a number)."""
     kind = getattr(dtype, "kind", None)  # NumPy's and CuPy's dtypes say it themselves
     if isinstance(kind, str):
         return kind
@@ -87,19 +89,49 @@ def _dtype_kind(xp: ModuleType, dtype: Any) -> str:
             return "c"
     except (TypeError, ValueError):  # a dtype the namespace does not know
         pass
-    return "O"
+    return "?"
 
 
 _KIND_NAMES = {"c": "complex numbers", "U": "strings", "S": "bytes", "O": "Python objects",
                "M": "dates", "m": "time spans", "V": "structured records"}
 
 
-def _check_dtype_kind(kind: str, dtype: Any, what: str) -> None:
+def _check_dtype_kind(kind: str, dtype: Any, what: str, values: Any = None) -> None:
+    """Refuse what is not bool, integer or real floating; ``values`` (the host array, where
+    there is one) lets the message say what an object array holds."""
     if kind not in "biuf":
         held = _KIND_NAMES.get(kind, "values that are not numbers")
         raise InputError(
             f"{what} must hold real numbers (float, int or bool); got dtype {dtype} "
-            f"({held} are not supported)"
+            f"({held} are not supported){_object_hint(values, what) if kind == 'O' else ''}"
+        )
+
+
+def _object_hint(values: Any, what: str) -> str:
+    """What an object array holds, and how to convert it: numbers stored as objects are
+    what ``DataFrame.to_numpy()`` (or ``df.T``) gives for columns of mixed dtypes."""
+    if not isinstance(values, np.ndarray) or values.size == 0:
+        return ""
+    try:
+        with np.errstate(all="ignore"):
+            numbers = bool(np.isfinite(values.astype(np.float64)).all())  # None: NaN
+    except (TypeError, ValueError):
+        numbers = False
+    if not numbers:
+        return (f". It holds values that are not numbers (None, pd.NA or text?): fill or "
+                f"drop the missing values, then pass np.asarray({what}, dtype=np.float64)")
+    return (f". Its values are numbers stored as Python objects (a pandas DataFrame with "
+            f"columns of mixed dtypes?): pass np.asarray({what}, dtype=np.float64)")
+
+
+def _check_dense(x: Any, what: str) -> None:
+    """Refuse a sparse (or otherwise non-strided) torch tensor: its kernels differ, and
+    gathering or transposing it fails deep inside torch."""
+    layout = getattr(x, "layout", None)
+    if layout is not None and str(layout) != "torch.strided":
+        raise InputError(
+            f"{what} is a torch tensor of layout {str(layout).rsplit('.', 1)[-1]}; deepnet "
+            f"takes dense arrays: pass {what}.to_dense()"
         )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from deepnet.backend.host import (
     DTYPE_NAMES,
     Array,
+    _check_dense,
     _check_dtype_kind,
     _dtype_kind,
     _library_of,
@@ -91,6 +92,7 @@ class Backend:
         if isinstance(x, np.ndarray):
             x = host_input(x, what)  # np.matrix, masked arrays, byte order
         if self.owns(x):
+            _check_dense(x, what)
             if not _same_device(x.device, self.device):
                 raise InputError(
                     f"{what} is on device {device_label(x.device)!r} but the network is on "
@@ -98,7 +100,7 @@ class Backend:
                     f"for a host copy) or move the network with net.to({self.name!r}, "
                     "device=...)"
                 )
-            _check_dtype_kind(_dtype_kind(xp, x.dtype), x.dtype, what)
+            _check_dtype_kind(_dtype_kind(xp, x.dtype), x.dtype, what, x)
             if getattr(x, "requires_grad", False):  # a torch tensor autograd tracks
                 x = x.detach()
             if dtype is not None and x.dtype != dtype:
@@ -106,7 +108,7 @@ class Backend:
                     x = xp.astype(x, dtype)
             return x
         host = x if isinstance(x, np.ndarray) else host_array(x, what)
-        _check_dtype_kind(host.dtype.kind, host.dtype, what)
+        _check_dtype_kind(host.dtype.kind, host.dtype, what, host)
         if any(stride < 0 for stride in host.strides):  # torch refuses negative strides
             host = np.ascontiguousarray(host)
         if dtype is not None:
