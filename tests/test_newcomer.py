@@ -3,6 +3,7 @@ refused with a clear message or behaving as the documentation says."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -234,3 +235,21 @@ def test_numbers_stored_as_objects_are_named_with_the_conversion(backend):
         net.predict(mixed)
     assert net.fit(np.asarray(mixed[:, [0, 1, 3]], dtype=np.float64), np.ones(3), epochs=1,
                    progress=False).cost
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linear_targets_whose_squares_overflow_are_refused_with_that_cause(backend, dtype):
+    """Targets of 3e38 in float32 fit the dtype, but the cost squares them: the first
+    step's cost was inf and DivergenceError blamed the learning rate. Refused up front,
+    from memory and from a memory map, with nothing changed."""
+    big = 3e38 if dtype == "float32" else 1e200
+    net = dn.DeepNet([3, 4, 1], output="linear", backend=backend, dtype=dtype, seed=0)
+    before = {k: dn.to_numpy(v).copy() for k, v in net.params.items()}
+    X, Y = np.random.default_rng(0).random((3, 8)), np.full(8, big)
+    with pytest.raises(dn.InputError, match=r"Y targets must stay within ±.* for a linear "
+                       rf"output in {dtype} .*got \|Y\| up to {re.escape(f'{big:.3g}')}"):
+        net.fit(X, Y, epochs=1, progress=False)
+    with pytest.raises(dn.InputError, match="would overflow"):
+        net.evaluate(X, Y)
+    assert all(np.array_equal(before[k], dn.to_numpy(v)) for k, v in net.params.items())
+    assert net.fit(X, Y / big, epochs=1, progress=False).cost

@@ -5,6 +5,7 @@ before any work starts, saying what was expected and what was received.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -195,6 +196,8 @@ def labels(
         )
     Y = backend.asarray(Y, dtype, what=what)
     checks.all_finite(Y, what)
+    if output == "linear":
+        _squares_fit(xp, Y, what)
     if output in ("sigmoid", "softmax") and (
         bool(xp.any(Y < 0.0)) or bool(xp.any(Y > 1.0))
     ):
@@ -210,6 +213,23 @@ def labels(
                 f"(or pass integer class labels of shape (m,))"
             )
     return Y
+
+
+def _squares_fit(xp: Any, Y: Array, what: str) -> None:
+    """Targets whose squares overflow make the cost, ½ mean (A - Y)², inf at the first
+    step whatever the learning rate: refused here, with the real cause."""
+    if Y.shape[0] * Y.shape[1] == 0:
+        return
+    top = float(xp.max(xp.abs(Y)))
+    limit = math.sqrt(float(xp.finfo(Y.dtype).max))
+    if top > limit:
+        name = checks.dtype_name(Y.dtype)
+        hint = "" if name == "float64" else " or use dtype='float64'"
+        raise InputError(
+            f"{what} targets must stay within ±{limit:.3g} for a linear output in {name} "
+            f"(their squares enter the cost and would overflow); got |{what}| up to "
+            f"{top:.3g}: scale the targets (e.g. Y / Y.std()){hint}"
+        )
 
 
 __all__ = ["caches", "feature_shape", "features", "labels", "output_activations"]
