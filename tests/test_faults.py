@@ -1425,3 +1425,28 @@ def test_python_m_deepnet_bench_ends_as_deepnet_bench_does(tmp_path, error, code
     assert proc.returncode == code, proc.stderr
     _one_line(proc.stderr[proc.stderr.index("python -m deepnet.bench: "):])
     assert "Traceback" not in proc.stderr
+
+
+# == 18. the memory of a forward or backward pass (second review) ==============================
+# The guard covered making a network and fit's workspace, but net.forward(X), backward and
+# predict/evaluate with a large batch_size allocated their activations unchecked: a
+# MemoryError (a foreign error) at best, the OOM killer at worst.
+
+
+@pytest.mark.parametrize("call", ["forward", "backward", "predict", "evaluate"])
+def test_a_pass_beyond_the_memory_available_is_refused_before_allocating(backend, monkeypatch,
+                                                                        call):
+    net = _net(backend, dims=(3, 4096, 1))
+    m = 8192  # Z and A of 4096 units: 256 MiB as float32
+    X = np.random.default_rng(0).random((3, m)).astype(np.float32)
+    Y = np.zeros((1, m), dtype=np.float32)
+    AL, caches = net.forward(X) if call == "backward" else (None, None)
+    monkeypatch.setattr(memory, "available_host_memory", lambda: 100 * 2**20)
+    monkeypatch.setattr(memory, "free_device_memory", lambda backend: None)
+    run = {"forward": lambda: net.forward(X), "backward": lambda: net.backward(AL, Y, caches),
+           "predict": lambda: net.predict(X, batch_size=m),
+           "evaluate": lambda: net.evaluate(X, Y, batch_size=m)}[call]
+    with pytest.raises(dn.InputError, match=r"needs about .* available here; pass fewer "
+                       "examples at a time"):
+        run()
+    assert net.predict(X, batch_size=1024).shape == (1, m)  # small chunks still fit
