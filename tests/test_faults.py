@@ -1450,3 +1450,50 @@ def test_a_pass_beyond_the_memory_available_is_refused_before_allocating(backend
                        "examples at a time"):
         run()
     assert net.predict(X, batch_size=1024).shape == (1, m)  # small chunks still fit
+
+
+# == 19. one spelling rule for names and devices, at every door (second review) ================
+# torch took "cpu:0" but NumPy and array-api-strict refused it (so DEEPNET_DEVICE=cpu:0 broke
+# the other CPU backends); the package's own name "array-api-strict" was unknown; the
+# command line refused "--backend Torch" and "--dtype Float64", which the variables took.
+
+
+@pytest.mark.parametrize(("name", "device", "same_as"), [
+    ("numpy", "cpu:0", ("numpy", None)),
+    ("numpy", " CPU:0 ", ("numpy", None)),
+    ("array_api_strict", "cpu:0", ("array_api_strict", None)),
+    ("array-api-strict", None, ("array_api_strict", None)),
+    (" Array-API-Strict ", "device1", ("array_api_strict", "device1")),
+])
+def test_every_cpu_backend_takes_the_cpu_as_torch_spells_it(name, device, same_as):
+    assert dn.get_backend(name, device) is dn.get_backend(*same_as)
+    net = dn.DeepNet([3, 4, 1], backend=name, device=device)
+    AL, caches = net.forward(np.ones((3, 5)))
+    net.backward(AL, np.ones((1, 5)), caches)
+
+
+def test_the_variables_take_the_same_spellings(clean_default):
+    clean_default.setenv("DEEPNET_BACKEND", "array-api-strict")
+    clean_default.setenv("DEEPNET_DEVICE", "cpu:0")
+    assert dn.DeepNet([2, 1]).backend is dn.get_backend("array_api_strict")
+    clean_default.setenv("DEEPNET_BACKEND", "numpy")
+    assert dn.DeepNet([2, 1]).backend is dn.get_backend("numpy")
+
+
+def test_the_command_line_takes_the_same_spellings(tmp_path, monkeypatch, capsys):
+    code, out, err = _cli(["--backend", "Array-API-Strict", "--device", "CPU:0",
+                           "--dtype", "Float64", "--checkpoint", "c.npz", "--no-plot"],
+                          tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    assert "array_api_strict float64" in out
+    assert dn.load(tmp_path / "c.npz").dtype_name == "float64"
+
+
+def test_scikit_learn_takes_the_same_spellings():
+    pytest.importorskip("sklearn")
+    from deepnet.sklearn import DeepNetClassifier
+
+    X = np.random.default_rng(0).random((20, 3))
+    y = np.arange(20) % 2
+    clf = DeepNetClassifier(hidden_layer_sizes=(4,), epochs=2, backend="Array-API-Strict")
+    assert clf.fit(X, y).predict(X).shape == (20,)

@@ -236,7 +236,7 @@ def shape_of(x: Any, what: str) -> tuple[int, ...]:
 
 
 __all__ = [
-    "MAX_UNITS", "all_finite", "allocation", "pass_memory", "dtype_name", "layer_dims", "network_memory",
-    "output_units", "parameter_count", "parameters_finite", "positive_int", "real_dtype",
-    "real_number", "shape_of",
+    "MAX_UNITS", "all_finite", "allocation", "dtype_name", "layer_dims", "network_memory",
+    "output_units", "parameter_count", "parameters_finite", "pass_memory", "positive_int",
+    "real_dtype", "real_number", "shape_of",
 ]

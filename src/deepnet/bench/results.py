@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -73,7 +73,11 @@ def write_text(path: Path, text: str | bytes) -> Path:
     left as it is; a link's target is replaced. The file gets the usual permissions
     (``0o666`` less the umask), or keeps those of the file it replaces."""
     data = text.encode() if isinstance(text, str) else text
-    paths.write_atomically(path, lambda f: f.write(data), _WRITE)
+
+    def write(f: BinaryIO) -> None:
+        f.write(data)
+
+    paths.write_atomically(path, write, _WRITE)
     return path
 
 
