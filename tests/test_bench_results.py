@@ -68,7 +68,7 @@ def test_out_dir_without_write_permission(tmp_path):
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        with pytest.raises(InputError, match="cannot write into --out"):
+        with pytest.raises(InputError, match="directory is not writable: permission denied"):
             res.check_out_dir(locked)
     finally:
         locked.chmod(0o700)

@@ -1258,3 +1258,242 @@ def test_a_closed_output_pipe_ends_the_command_quietly(tmp_path, args):
     assert proc.returncode == 141, proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+# == 17. the benchmark command's files (second review) ========================================
+# `deepnet bench` wrote its four files with a writer of its own: a FIFO or device there
+# became a regular file, a link was replaced by a file, a directory named results.json
+# failed only after the whole sweep (a traceback), two names for one file overwrote each
+# other; its results files were read without bounds (deep JSON, wrong types: tracebacks);
+# and `python -m deepnet.bench` answered Ctrl-C and deepnet errors with a traceback.
+
+from bench_synthetic import synthetic  # noqa: E402
+
+from deepnet.bench import cli as bench_cli  # noqa: E402
+from deepnet.bench import results as bench_results  # noqa: E402
+
+_BENCH = ["--backends", "numpy", "--no-progress", "--no-reference"]
+
+
+def _no_sweep(*args, **kwargs):
+    raise AssertionError("the sweep must not start")
+
+
+def _one_line(err: str, *words: str) -> None:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"
+
+
+@pytest.mark.parametrize("name", bench_results.OUTPUTS)
+@pytest.mark.parametrize("kind", NODES)
+def test_bench_refuses_outputs_that_are_not_regular_files_before_measuring(
+        tmp_path, monkeypatch, capsys, kind, name):
+    monkeypatch.setattr(bench_cli, "run_sweep", _no_sweep)
+    _make_node(tmp_path / name, kind)
+    assert bench_cli.main([*_BENCH, "--out", str(tmp_path)]) == 2
+    _one_line(capsys.readouterr().err, name, "directory" if kind == "directory" else kind)
+    assert _is(tmp_path / name, kind)
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_bench_refuses_two_outputs_that_are_one_file(tmp_path, monkeypatch, capsys, link):
+    monkeypatch.setattr(bench_cli, "run_sweep", _no_sweep)
+    (tmp_path / "results.json").write_text("{}")
+    if link == "symbolic":
+        os.symlink("results.json", tmp_path / "throughput.png")
+    else:
+        os.link(tmp_path / "results.json", tmp_path / "results.md")
+    assert bench_cli.main([*_BENCH, "--out", str(tmp_path)]) == 2
+    _one_line(capsys.readouterr().err, "name the same file")
+    assert (tmp_path / "results.json").read_text() == "{}"
+
+
+def test_bench_writes_through_a_link_and_keeps_it(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "kept").mkdir()
+    os.symlink(tmp_path / "kept" / "report.md", tmp_path / "out" / "results.md")
+    bench_results.check_out_dir(tmp_path / "out")
+    bench_cli.write_reports(synthetic({"torch": 1.3}), tmp_path / "out")
+    assert (tmp_path / "out" / "results.md").is_symlink()
+    assert (tmp_path / "kept" / "report.md").read_text().startswith("# deepnet bench")
+    assert _temporaries(tmp_path / "out") == [] and _temporaries(tmp_path / "kept") == []
+
+
+def test_bench_render_checks_its_outputs_before_drawing(tmp_path, capsys):
+    bench_results.write_json(synthetic({"torch": 1.3}), tmp_path)
+    before = (tmp_path / "results.json").read_bytes()
+    os.mkfifo(tmp_path / "crossover.png")
+    assert bench_cli.main(["--render", "--out", str(tmp_path)]) == 2
+    _one_line(capsys.readouterr().err, "crossover.png", "FIFO")
+    assert _is(tmp_path / "crossover.png", "FIFO")
+    assert not (tmp_path / "results.md").exists()
+    assert (tmp_path / "results.json").read_bytes() == before
+
+
+def _hostile_results(case: str) -> str | bytes:
+    good = synthetic({"torch": 1.3})
+    if case == "nested":
+        return '{"schema": "deepnet-bench/2", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    if case == "not utf-8":
+        return b'{"schema": "deepnet-bench/2", "created": "\xff"}'
+    edits = {
+        "samples a number": ("samples", 5),
+        "a sample a string": ("samples", ["x"]),
+        "seconds a string": ("samples", [{**good["samples"][0], "seconds": "fast"}]),
+        "seconds NaN": ("samples", [{**good["samples"][0], "seconds": float("nan")}]),
+        "n huge": ("samples", [{**good["samples"][0], "n": 2**70}]),
+        "created null": ("created", None),
+        "config a number": ("config", 3),
+        "criteria of text": ("config", {"criteria": {"confidence": "high"}}),
+        "target without a role": ("targets", {"numpy": {}}),
+        "skipped of numbers": ("skipped", [1]),
+    }
+    key, value = edits[case]
+    return json.dumps({**good, key: value})
+
+
+HOSTILE_RESULTS = ["nested", "not utf-8", "samples a number", "a sample a string",
+                   "seconds a string", "seconds NaN", "n huge", "created null",
+                   "config a number", "criteria of text", "target without a role",
+                   "skipped of numbers"]
+
+
+@pytest.mark.parametrize("command", ["compare", "render", "advise"])
+@pytest.mark.parametrize("case", HOSTILE_RESULTS)
+def test_a_hostile_results_file_is_one_line_and_status_2(tmp_path, capsys, case, command):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(synthetic({"torch": 1.3})))
+    bad = tmp_path / "bad" / "results.json"
+    bad.parent.mkdir()
+    data = _hostile_results(case)
+    (bad.write_bytes if isinstance(data, bytes) else bad.write_text)(data)
+    argv = {"compare": ["compare", str(good), str(bad)],
+            "render": ["--render", "--out", str(bad.parent)],
+            "advise": ["--advise", "64", "64", "--out", str(bad)]}[command]
+    assert bench_cli.main(argv) == 2
+    _one_line(capsys.readouterr().err, "bad")
+    assert sorted(p.name for p in bad.parent.iterdir()) == ["results.json"]
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "directory"])
+def test_a_results_file_that_is_not_a_regular_file_is_not_read(tmp_path, capsys, kind):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(synthetic({"torch": 1.3})))
+    _make_node(tmp_path / "node.json", kind)
+    assert bench_cli.main(["compare", str(good), str(tmp_path / "node.json")]) == 2
+    _one_line(capsys.readouterr().err, "node.json")
+
+
+def test_an_unreadable_results_file_is_reported_as_such(tmp_path, capsys):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(synthetic({"torch": 1.3})))
+    locked = tmp_path / "locked.json"
+    locked.write_text(good.read_text())
+    locked.chmod(0)
+    code = unprivileged(lambda: bench_cli.main(["compare", str(good), str(locked)]))
+    assert code == 2
+    _one_line(capsys.readouterr().err, "permission denied")
+
+
+def test_ctrl_c_in_the_bench_command_is_one_line_and_130(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench_cli, "run_sweep", interrupted)
+    assert bench_cli.main([*_BENCH, "--out", str(tmp_path)]) == 130
+    _one_line(capsys.readouterr().err, "interrupted")
+
+
+_BENCH_MODULE = """
+import runpy, sys
+from deepnet.bench import cli
+def interrupted(*args, **kwargs):
+    raise {error}
+cli.run_sweep = interrupted
+sys.argv = ["deepnet.bench", "--backends", "numpy", "--no-progress", "--out", {out!r}]
+runpy.run_module("deepnet.bench", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("error, code", [("KeyboardInterrupt", 130),
+                                         ("__import__('deepnet').InputError('bad')", 2)])
+def test_python_m_deepnet_bench_ends_as_deepnet_bench_does(tmp_path, error, code):
+    script = _BENCH_MODULE.format(error=error, out=str(tmp_path / "out"))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == code, proc.stderr
+    _one_line(proc.stderr[proc.stderr.index("python -m deepnet.bench: "):])
+    assert "Traceback" not in proc.stderr
+
+
+# == 18. the memory of a forward or backward pass (second review) ==============================
+# The guard covered making a network and fit's workspace, but net.forward(X), backward and
+# predict/evaluate with a large batch_size allocated their activations unchecked: a
+# MemoryError (a foreign error) at best, the OOM killer at worst.
+
+
+@pytest.mark.parametrize("call", ["forward", "backward", "predict", "evaluate"])
+def test_a_pass_beyond_the_memory_available_is_refused_before_allocating(backend, monkeypatch,
+                                                                        call):
+    net = _net(backend, dims=(3, 4096, 1))
+    m = 8192  # Z and A of 4096 units: 256 MiB as float32
+    X = np.random.default_rng(0).random((3, m)).astype(np.float32)
+    Y = np.zeros((1, m), dtype=np.float32)
+    AL, caches = net.forward(X) if call == "backward" else (None, None)
+    monkeypatch.setattr(memory, "available_host_memory", lambda: 100 * 2**20)
+    monkeypatch.setattr(memory, "free_device_memory", lambda backend: None)
+    run = {"forward": lambda: net.forward(X), "backward": lambda: net.backward(AL, Y, caches),
+           "predict": lambda: net.predict(X, batch_size=m),
+           "evaluate": lambda: net.evaluate(X, Y, batch_size=m)}[call]
+    with pytest.raises(dn.InputError, match=r"needs about .* available here; pass fewer "
+                       "examples at a time"):
+        run()
+    assert net.predict(X, batch_size=1024).shape == (1, m)  # small chunks still fit
+
+
+# == 19. one spelling rule for names and devices, at every door (second review) ================
+# torch took "cpu:0" but NumPy and array-api-strict refused it (so DEEPNET_DEVICE=cpu:0 broke
+# the other CPU backends); the package's own name "array-api-strict" was unknown; the
+# command line refused "--backend Torch" and "--dtype Float64", which the variables took.
+
+
+@pytest.mark.parametrize(("name", "device", "same_as"), [
+    ("numpy", "cpu:0", ("numpy", None)),
+    ("numpy", " CPU:0 ", ("numpy", None)),
+    ("array_api_strict", "cpu:0", ("array_api_strict", None)),
+    ("array-api-strict", None, ("array_api_strict", None)),
+    (" Array-API-Strict ", "device1", ("array_api_strict", "device1")),
+])
+def test_every_cpu_backend_takes_the_cpu_as_torch_spells_it(name, device, same_as):
+    assert dn.get_backend(name, device) is dn.get_backend(*same_as)
+    net = dn.DeepNet([3, 4, 1], backend=name, device=device)
+    AL, caches = net.forward(np.ones((3, 5)))
+    net.backward(AL, np.ones((1, 5)), caches)
+
+
+def test_the_variables_take_the_same_spellings(clean_default):
+    clean_default.setenv("DEEPNET_BACKEND", "array-api-strict")
+    clean_default.setenv("DEEPNET_DEVICE", "cpu:0")
+    assert dn.DeepNet([2, 1]).backend is dn.get_backend("array_api_strict")
+    clean_default.setenv("DEEPNET_BACKEND", "numpy")
+    assert dn.DeepNet([2, 1]).backend is dn.get_backend("numpy")
+
+
+def test_the_command_line_takes_the_same_spellings(tmp_path, monkeypatch, capsys):
+    code, out, err = _cli(["--backend", "Array-API-Strict", "--device", "CPU:0",
+                           "--dtype", "Float64", "--checkpoint", "c.npz", "--no-plot"],
+                          tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    assert "array_api_strict float64" in out
+    assert dn.load(tmp_path / "c.npz").dtype_name == "float64"
+
+
+def test_scikit_learn_takes_the_same_spellings():
+    pytest.importorskip("sklearn")
+    from deepnet.sklearn import DeepNetClassifier
+
+    X = np.random.default_rng(0).random((20, 3))
+    y = np.arange(20) % 2
+    clf = DeepNetClassifier(hidden_layer_sizes=(4,), epochs=2, backend="Array-API-Strict")
+    assert clf.fit(X, y).predict(X).shape == (20,)

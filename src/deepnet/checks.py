@@ -129,6 +129,20 @@ def network_memory(dims: tuple[int, ...], dtype_name: str, backend: Backend) -> 
                    f"{dtype_name})")
 
 
+def pass_memory(dims: tuple[int, ...], m: int, dtype_name: str, backend: Backend, what: str,
+                *, extra: int = 0, dropout: bool = False, backward: bool = False) -> None:
+    """Refuse (``InputError``) a forward (or backward) pass over ``m`` examples, plus
+    ``extra`` bytes, that would not fit in the memory available now: before any of it is
+    allocated, rather than a ``MemoryError`` midway or the OOM killer."""
+    need = memory.pass_bytes(dims, m, dtype_name, dropout=dropout, backward=backward) + extra
+    if need < memory.SMALL_PASS:
+        return
+    memory.require(memory.Need(0, need), backend,
+                   f"{what} on {m:,} examples through layer_dims {_short(list(dims))} "
+                   f"({dtype_name})",
+                   "pass fewer examples at a time (predict and evaluate take batch_size=)")
+
+
 @contextlib.contextmanager
 def allocation(dims: tuple[int, ...], dtype_name: str) -> Iterator[None]:
     """Turn an out-of-memory failure while making ``dims``' parameters into an InputError.
@@ -233,6 +247,7 @@ def shape_of(x: Any, what: str) -> tuple[int, ...]:
 
 __all__ = [
     "MAX_UNITS", "all_finite", "allocation", "boolean", "dtype_name", "layer_dims",
-    "network_memory", "output_units", "parameter_count", "parameters_finite", "positive_int",
+    "network_memory", "output_units", "parameter_count", "parameters_finite", "pass_memory",
+    "positive_int",
     "real_dtype", "real_number", "shape_of",
 ]

@@ -23,6 +23,7 @@ import platform
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 import deepnet
 from deepnet import cli_train, distributed
@@ -183,13 +184,13 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def entry() -> int:
-    """The console script (and ``python -m deepnet``): :func:`main`, then Ctrl-C ignored
-    while the interpreter shuts down, so that a finished command keeps its exit status and
-    prints no traceback."""
+def entry(run: Callable[[], int] = main) -> int:
+    """The console script (and ``python -m deepnet``, ``python -m deepnet.bench``):
+    ``run()`` (:func:`main`), then Ctrl-C ignored while the interpreter shuts down, so
+    that a finished command keeps its exit status and prints no traceback."""
     code = 130
     try:
-        code = main()
+        code = run()
     except KeyboardInterrupt:  # came between main's last line and here
         print("deepnet: interrupted", file=sys.stderr)
     finally:

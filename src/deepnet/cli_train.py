@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from deepnet import datasets, distributed, optimizers, paths
-from deepnet.backend import BACKEND_NAMES, DTYPE_NAMES, to_numpy
+from deepnet.backend import BACKEND_NAMES, DTYPE_NAMES, backend_key, to_numpy
 from deepnet.errors import CheckpointError, InputError
 from deepnet.interrupts import Interrupts, ctrl_c_held
 from deepnet.network import DeepNet
@@ -64,6 +64,11 @@ def _layer_list(text: str) -> list[int]:
             f"expected at least two positive layer sizes (input and output); got {text!r}"
         )
     return dims
+
+
+def _spelled(text: str) -> str:
+    """A dtype name as ``DEEPNET_DTYPE`` takes it: case and spaces do not matter."""
+    return text.strip().lower()
 
 
 def _activation_list(text: str) -> str | list[str]:
@@ -124,12 +129,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--keep-prob", type=float, default=1.0,
         help="dropout keep probability of the hidden layers (default: %(default)s, no "
         "dropout)")
-    add("--backend", choices=BACKEND_NAMES, default=None,
+    add("--backend", type=backend_key, choices=BACKEND_NAMES, default=None,
         help="array library (default: DEEPNET_BACKEND, else numpy)")
     add("--device", default=None,
         help="e.g. cuda:0 (torch), 1 (cupy) (default: DEEPNET_DEVICE, else the library's "
         "own)")
-    add("--dtype", choices=DTYPE_NAMES, default=None,
+    add("--dtype", type=_spelled, choices=DTYPE_NAMES, default=None,
         help="parameter dtype (default: DEEPNET_DTYPE, else float32)")
     add("--seed", type=int, default=0,
         help="seed of the initial weights and the shuffles (default: %(default)s)")

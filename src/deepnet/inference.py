@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from deepnet import data
+from deepnet import checks, data
 from deepnet.backend import Array
 from deepnet.errors import InputError
 from deepnet.loader import Loader
@@ -38,6 +38,7 @@ def chunks(net: Model, X: Any, Y: Any, chunk: int) -> tuple[Iterator[Chunk], int
         X = net._check_X(X)
         m = X.shape[1]
         Y = None if Y is None else net._check_Y(Y, m)
+        _fits(net, m, chunk)
         return (
             (X[:, at:min(at + chunk, m)], None if Y is None else Y[:, at:min(at + chunk, m)],
              at) for at in range(0, m, chunk)
@@ -45,7 +46,16 @@ def chunks(net: Model, X: Any, Y: Any, chunk: int) -> tuple[Iterator[Chunk], int
     Xt = data.features(net.backend, X, n0, net.dtype, "X")
     Yt = None if Y is None else data.labels(net.backend, Y, output=net.output, nL=nL,
                                             m=Xt.m, dtype=net.dtype, what="Y")
+    _fits(net, Xt.m, chunk)
     return Loader(net.backend, Xt, Yt, net.dtype).sequential(chunk), Xt.m
+
+
+def _fits(net: Model, m: int, chunk: int) -> None:
+    """One chunk's forward pass and the ``(nL, m)`` outputs fit in the memory available."""
+    itemsize = 4 if net.dtype_name == "float32" else 8
+    checks.pass_memory(net.layer_dims, min(m, chunk), net.dtype_name, net.backend,
+                       "each forward pass of predict, evaluate or validation",
+                       extra=itemsize * net.layer_dims[-1] * m)
 
 
 def outputs(net: Model, X: Any, chunk: int) -> Array:

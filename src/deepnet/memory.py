@@ -107,6 +107,29 @@ def workspace_bytes(dims: Sequence[int], m: int, dtype_name: str) -> int:
     return s * (activations + gradients_dA + parameters + m + scratch)
 
 
+def pass_bytes(dims: Sequence[int], m: int, dtype_name: str, *, dropout: bool = False,
+               backward: bool = False) -> int:
+    """Bytes a forward pass over ``m`` examples keeps (and, with ``backward``, what the
+    backward pass adds), outside ``fit``'s workspace.
+
+    Forward: ``Z[l]`` and ``A[l]`` of every layer, kept in the caches (with dropout, the
+    mask and the dropped ``A[l]`` of each hidden layer too). Backward: ``dZ``, ``dA`` and
+    a temporary of the widest layer, and the gradients.
+    """
+    L = len(dims) - 1
+    s = itemsize(dtype_name)
+    kept = 2 * sum(dims[1:]) * m + (2 * sum(dims[1:L]) * m if dropout else 0)
+    if not backward:
+        return s * kept
+    gradients = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, L + 1))
+    return s * (3 * max(dims[1:]) * m + gradients)
+
+
+#: Passes needing less than this are never checked (reading the available memory costs
+#: a few file reads, and a pass this small fits anywhere deepnet runs).
+SMALL_PASS = 64 * 2**20
+
+
 def _margin(nbytes: int) -> int:
     return int(nbytes * MARGIN)
 
@@ -213,11 +236,13 @@ __all__ = [
     "HEAP_BLOCK",
     "MARGIN",
     "OVERHEAD",
+    "SMALL_PASS",
     "Need",
     "available_host_memory",
     "itemsize",
     "network_peak",
     "on_host",
+    "pass_bytes",
     "require",
     "workspace_bytes",
 ]

@@ -161,6 +161,8 @@ class Model(ParameterStore):
         """
         training = checks.boolean(training, "training")
         X = self._check_X(X)
+        checks.pass_memory(self.layer_dims, X.shape[1], self.dtype_name, self.backend,
+                           "forward", dropout=training and self.keep_prob < 1.0)
         return self._forward(X, training=training)
 
     def _forward(
@@ -287,6 +289,8 @@ class Model(ParameterStore):
         AL = self._check_AL(AL)
         Y = self._check_Y(Y, AL.shape[1])
         self._check_caches(caches, AL.shape[1], AL)
+        checks.pass_memory(self.layer_dims, AL.shape[1], self.dtype_name, self.backend,
+                           "backward", backward=True)
         return self._backward(AL, Y, caches)
 
     def _backward(

@@ -180,6 +180,18 @@ def _numpy_dtype(dtype: Any) -> np.dtype:
     return np.dtype(name)
 
 
+def backend_key(name: str) -> str:
+    """A backend's name as deepnet spells it: case, spaces and the package's hyphens
+    (``Array-API-Strict``) do not matter, in arguments and in ``DEEPNET_BACKEND`` alike."""
+    return name.strip().lower().replace("-", "_")
+
+
+def is_cpu_name(device: str) -> bool:
+    """Whether ``device`` names the CPU as torch spells it (``cpu``, ``CPU``, ``cpu:0``):
+    accepted by every backend whose arrays live in host memory."""
+    return device.strip().lower() in ("cpu", "cpu:0")
+
+
 def device_label(device: Any) -> str:
     """A short printable name of a device (``cpu``, ``cuda:0``, ``device1``, ``0``)."""
     if hasattr(device, "id") and type(device).__module__.startswith("cupy"):

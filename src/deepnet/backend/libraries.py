@@ -24,6 +24,7 @@ from deepnet.backend.host import (
     device_label,
     host_array,
     host_input,
+    is_cpu_name,
     resolve_dtype_name,
 )
 from deepnet.errors import BackendError, InputError
@@ -195,7 +196,7 @@ def _import(module: str, backend: str) -> ModuleType:
 
 
 def _load_numpy(device: str | None) -> Backend:
-    if device is not None and device.lower() not in ("", "cpu"):
+    if device is not None and device.strip() and not is_cpu_name(device):
         raise BackendError(f"backend 'numpy' runs on the CPU only; got device {device!r}")
     from array_api_compat import numpy as xp
 
@@ -314,7 +315,8 @@ def _load_strict(device: str | None) -> Backend:
     xp = _import("array_api_strict", "array_api_strict")
     canonical = {"cpu_device": "CPU_DEVICE", "cpu": "CPU_DEVICE", "device1": "device1",
                  "device2": "device2"}
-    name = canonical.get((device or "CPU_DEVICE").lower(), device)
+    name = "CPU_DEVICE" if not device or is_cpu_name(device) else canonical.get(
+        device.lower(), device)
     try:
         dev = xp.Device(name)
     except ValueError as exc:

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from deepnet.backend.host import device_label
+from deepnet.backend.host import backend_key, device_label
 from deepnet.backend.libraries import _LOADERS, BACKEND_NAMES, Backend
 from deepnet.errors import BackendError
 
@@ -73,7 +73,7 @@ def _default() -> Backend | tuple[str, str | None]:
     if chosen:
         return chosen[0]
     raw = os.environ.get("DEEPNET_BACKEND", "")
-    name = raw.strip().lower() or "numpy"
+    name = backend_key(raw) or "numpy"
     if name not in _LOADERS:
         raise BackendError(
             f"DEEPNET_BACKEND={raw!r} is not a backend; valid names: "
@@ -107,11 +107,11 @@ def _device_text(device: Any) -> str | None:
 
 
 def _normalize_name(name: Any) -> str:
-    if not isinstance(name, str) or name.strip().lower() not in _LOADERS:
+    if not isinstance(name, str) or backend_key(name) not in _LOADERS:
         raise BackendError(
             f"unknown backend {name!r}; valid names: {', '.join(BACKEND_NAMES)}"
         )
-    return name.strip().lower()
+    return backend_key(name)
 
 
 def set_backend(name: str, device: str | None = None) -> Backend:

@@ -25,6 +25,7 @@ from deepnet.bench.plots import NO_MATPLOTLIB, have_matplotlib, plot_crossover, 
 from deepnet.bench.report import markdown_table, render_markdown, share_sentence
 from deepnet.bench.results import (
     DEFAULT_OUT,
+    OUTPUTS,
     check_out_dir,
     find_results,
     load_results,
@@ -263,6 +264,7 @@ def _saved(args: argparse.Namespace, crit: Criteria, prog: str) -> int:
         if args.render:
             out = args.out or DEFAULT_OUT
             results = load_results(out)
+            check_out_dir(out, files=OUTPUTS[1:])  # the measured data is left alone
             files = write_reports(results, out, crit, raw=False)
             print("wrote " + ", ".join(str(f) for f in files.values()))
             if not have_matplotlib():
@@ -285,7 +287,24 @@ def main(argv: list[str] | None = None, prog: str = "deepnet bench",
     ``started`` (a ``time.perf_counter()`` value): when the command began, for the time
     budget. Default: the process's start when this process is the command (``python -m
     deepnet.bench`` or ``deepnet bench``: the interpreter and imports count), else now.
+
+    A deepnet error is one line on stderr and status 2; Ctrl-C is one line and status
+    130, whichever way the command was started (every file is written atomically, so
+    each is the previous one or a whole new one; ``results.json`` holds the points
+    measured before the interrupt).
     """
+    try:
+        return _main(argv, prog, started)
+    except DeepNetError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; every file written is whole (a results.json holds the "
+              "points measured so far)", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None, prog: str, started: float | None) -> int:
     command = argv is None or (sys.argv[1:2] == ["bench"] and list(argv) == sys.argv[2:])
     start = started if started is not None else (
         time.perf_counter() - (process_age() if command else 0.0))

@@ -28,6 +28,7 @@ from deepnet.backend import (
     Backend,
     _library_of,
     array_namespace,
+    backend_key,
     device_label,
     get_backend,
     to_numpy,
@@ -139,7 +140,7 @@ class _DeepNetEstimator(BaseEstimator):
         lib = _library_of(X) or "numpy"
         if get_config()["array_api_dispatch"] and lib != "numpy":
             here = get_backend(lib, device_label(X.device))
-            if self.backend is not None and self.backend.strip().lower() != lib:
+            if self.backend is not None and backend_key(self.backend) != lib:
                 raise InputError(
                     f"{type(self).__name__}: X is a {lib} array and array_api_dispatch is "
                     f"on, so the network trains on {lib}, but backend={self.backend!r}; set "

@@ -12,7 +12,7 @@ import numpy as np
 
 from deepnet import activations, checks, initializers
 from deepnet import optimizers as _optimizers
-from deepnet.backend import BACKEND_NAMES, resolve_dtype_name
+from deepnet.backend import BACKEND_NAMES, backend_key, resolve_dtype_name
 from deepnet.errors import InputError
 
 #: scikit-learn MLP names of hidden activations, and deepnet's
@@ -105,7 +105,7 @@ def settings(est: Any) -> Settings:
     checks.positive_int(est.n_iter_no_change, _what(est, "n_iter_no_change"))
     checks.real_number(est.tol, _what(est, "tol"), low=0.0)
     if est.backend is not None and (
-        not isinstance(est.backend, str) or est.backend.strip().lower() not in BACKEND_NAMES
+        not isinstance(est.backend, str) or backend_key(est.backend) not in BACKEND_NAMES
     ):
         raise InputError(
             f"{_what(est, 'backend')} must be None (deepnet's default) or one of "
