@@ -83,6 +83,23 @@ def test_bad_flags_are_usage_errors(capsys):
     assert cli.main([]) == 2
 
 
+@pytest.mark.parametrize("argv", [
+    ["train", "--epochs", "x"], ["train", "--bogus"], ["frob"], ["train", "--optimizer", "sgd"],
+    ["train", "--layers", "64,,10"], ["bench", "--widths", "q"], ["bench", "compare"],
+    ["bench", "--nope"],
+])
+def test_usage_errors_are_one_line_too(argv, capsys):
+    """argparse printed its usage block (18 lines for train) above the error: a usage
+    error is one line naming the command and where the options are listed, status 2."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.count("\n") == 1 and "usage:" not in err, err
+    assert re.fullmatch(r"deepnet( train| bench( compare)?)?: error: .+ \(see deepnet"
+                        r"( train| bench( compare)?)? --help\)\n", err), err
+
+
 def test_train_a_generated_set_with_sigmoid_output(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = cli.main(["train", "--dataset", "moons", "--epochs", "3", "--no-progress",

@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import NoReturn
 
 import deepnet
 from deepnet import cli_train, distributed
@@ -31,8 +32,16 @@ from deepnet.backend import available_backends, get_backend, resolve_dtype_name
 from deepnet.errors import DeepNetError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a user error as one line on stderr and exit status 2: the error and
+    where the options are listed, not the usage block (``--help`` prints that)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="deepnet",
         description="Train fully connected deep networks on NumPy, CuPy, PyTorch or "
         "array-api-strict.",
@@ -199,7 +208,7 @@ def entry(run: Callable[[], int] = main) -> int:
     return code
 
 
-__all__ = ["entry", "main"]
+__all__ = ["Parser", "entry", "main"]
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from deepnet.bench.summary import summarize
 from deepnet.bench.sweep import run_sweep
 from deepnet.bench.timing import process_age
 from deepnet.bench.verdicts import Criteria
+from deepnet.cli import Parser
 from deepnet.errors import DeepNetError
 
 __all__ = ["DEFAULT_BUDGET", "build_parser", "default_backends", "main", "write_reports"]
@@ -108,7 +109,7 @@ def _criteria(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Crit
 
 def build_parser(prog: str = "deepnet bench") -> argparse.ArgumentParser:
     """The options of the sweep, ``--render`` and ``--advise``."""
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=prog,
         description="Time deepnet's training step on each backend against the GEMM floor and "
                     "native PyTorch over widths × batch sizes, with a confidence interval on "
@@ -162,7 +163,7 @@ def build_parser(prog: str = "deepnet bench") -> argparse.ArgumentParser:
 
 
 def _compare_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=f"{prog} compare", description="Compare two runs point by point: the ratio of "
         "step times B ÷ A with its interval; regressions and improvements flagged.")
     p.add_argument("a", type=Path, help="results.json (or its folder) of run A, the base")
@@ -321,7 +322,7 @@ def _main(argv: list[str] | None, prog: str, started: float | None) -> int:
         return _saved(args, crit, prog)
     from deepnet.backend import DTYPE_NAMES
 
-    dtypes = args.dtype or ["float32"]
+    dtypes = [d.lower() for d in args.dtype or ["float32"]]
     bad = [d for d in dtypes if d not in DTYPE_NAMES]
     bad_cases = [c for c in args.cases if c not in DEEPNET_CASES]
     wrong = [text for broken, text in (
