@@ -6,8 +6,9 @@ accuracy; diabetes: regression, R²), each pair gets the same split (stratified 
 architecture (one hidden layer of 100 ReLU units), optimizer (Adam, α = 1e-3, β1 = 0.9,
 β2 = 0.999, ε = 1e-8), mini-batches (``min(200, m)``, shuffled each epoch), number of
 epochs (200, all of them run: the MLP's stopping on a flat loss is switched off), no L2,
-and the same dtype. Only the initial weights differ (deepnet: He normal; scikit-learn:
-Glorot uniform), so each pair is trained from ``--repeats`` seeds.
+and the same dtype. Only the initial weights differ (deepnet: Glorot normal, the
+estimators' default ``init="xavier"``; scikit-learn: Glorot uniform), so each pair is
+trained from ``--repeats`` seeds.
 
 Within each repeat the two libraries alternate (deepnet first on even repeats, the MLP on
 odd ones), in one process, so both see the same machine; the fit time is the wall time of

@@ -46,6 +46,27 @@ def test_an_unusable_out_is_refused_before_measuring(tmp_path, monkeypatch, caps
     assert "cannot write into --out" in capsys.readouterr().err
 
 
+class _Stop(Exception):
+    pass
+
+
+def test_backend_names_take_the_spellings_of_deepnet_train(tmp_path, monkeypatch):
+    """``--backends`` and ``--max-width`` take the package's hyphens and any case, as
+    ``deepnet train --backend`` does (``array-api-strict`` was refused as unknown)."""
+    seen = {}
+
+    def capture(config, **kwargs):
+        seen["backends"], seen["max_width"] = config.backends, config.max_width
+        raise _Stop
+
+    monkeypatch.setattr(cli, "run_sweep", capture)
+    with pytest.raises(_Stop):
+        cli.main(["--backends", "Array-API-Strict, NumPy", "--max-width",
+                  "array-api-strict=128", "--no-reference", "--out", str(tmp_path)])
+    assert seen == {"backends": ["array_api_strict", "numpy"],
+                    "max_width": {"array_api_strict": 128}}
+
+
 def _cupy_without_a_device(monkeypatch):
     """CuPy importable, but its device calls fail (as CUDARuntimeError does)."""
     real = deepnet.backend.get_backend

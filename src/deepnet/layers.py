@@ -156,7 +156,8 @@ def linear_backward(
 
     ``dW = dZ @ A_prev.T / m``, ``db = Σ_columns dZ / m`` (the ``1/m`` of the notes, with
     ``m = A_prev.shape[1]``) and ``dA_prev = W.T @ dZ``. ``db`` is the product with a
-    column of ones (on NumPy ~5x faster than ``sum(axis=1)``).
+    column of ones (on NumPy 21 µs against 55 µs for ``sum(axis=1)`` at ``(64, 4096)``,
+    ``benchmarks/NOTES.md``).
 
     Parameters
     ----------

@@ -28,9 +28,10 @@ def bce_from_logits(ZL: Array, Y: Array) -> Array:
     ``softplus(z) = log(1 + e^z)`` is ``logaddexp(0, z)`` where fewer kernels pay
     (``backend.prefers_fewer_kernels``: five launches in all instead of ten), else
     ``max(z, 0) + log(1 + e^{-|z|})``, whose ufuncs NumPy vectorizes (its ``logaddexp``
-    is 3-6x slower). Both are finite for every finite ``z``. ``0`` is a 0-d array on the
-    device, never ``clip`` (array-api-compat's generic wrapper on CuPy reads boolean
-    masks back to the host) nor a Python scalar (a new tensor per call on torch).
+    is slower; ``benchmarks/gpu_kernels.py`` times both). Both are finite for every
+    finite ``z``. ``0`` is a 0-d array on the device, never ``clip`` (array-api-compat's
+    generic wrapper on CuPy reads boolean masks back to the host) nor a Python scalar (a
+    new tensor per call on torch).
     """
     xp = array_namespace(ZL, Y)
     m = ZL.shape[1]

@@ -20,7 +20,8 @@ layers made so far and ``N`` all of them:
   small layer's float64 draw, a float32 cast) is added whole;
 - on a GPU the float64 draw and the cast stay on the host and the device holds ``s P``
   plus the copy, then ``2 s N``;
-- the libraries' own first allocations: up to 13 MB measured (torch), 16 MiB counted.
+- the libraries' own first allocations (torch's, the largest, in
+  ``benchmarks/memory_peak.py``'s output): 16 MiB counted.
 
 The estimate is that model times 1.125 plus the 16 MiB. Available memory is Linux's
 ``MemAvailable`` (the memory that can be had without swapping), lowered to what the

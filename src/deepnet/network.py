@@ -105,8 +105,9 @@ class DeepNet(Model):
 
         The defaults learn: Adam with its own α = 1e-3, mini-batches of ``min(200, m)``
         examples, 200 epochs — scikit-learn's MLP defaults, which reach 0.98 test
-        accuracy on the bundled digits and 0.90-1.00 on the 2-D sets (measured by
-        ``benchmarks/default_fit.py``). The notes' full-batch gradient descent is
+        accuracy on the bundled digits and 0.91-1.00 on the 2-D sets (means over three
+        seeds, ``benchmarks/default_fit.py``, in ``benchmarks/RESULTS.md``). The notes'
+        full-batch gradient descent is
         ``fit(X, Y, epochs=..., batch_size=None, optimizer="gd", learning_rate=α)``.
 
         Parameters

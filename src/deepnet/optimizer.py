@@ -111,8 +111,9 @@ class Optimizer:
     def _flush_tiny(self) -> None:
         """Set moments smaller than ``2^20`` times the dtype's smallest normal number to
         zero — what a GPU's or XLA's flush-to-zero does — so they never decay into
-        subnormal numbers, which CPUs add and multiply up to 50x slower (measured: an Adam
-        update 5x slower on NumPy, 190x on torch, benchmarks/NOTES.md)."""
+        subnormal numbers, which CPUs add and multiply far more slowly (with the flush,
+        uncentered inputs train as fast as standardized ones: ``benchmarks/RESULTS.md``,
+        ``python benchmarks/data_path.py subnormal``)."""
         for slot in self.state.values():
             for name in self.moments:
                 v = slot.get(name)

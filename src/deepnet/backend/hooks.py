@@ -56,9 +56,9 @@ def gather_rows(x: Array, idx: Array, out: Array | None = None) -> Array:
     ``out`` where the library allows it (the data path's hook).
 
     NumPy's ``take`` with ``mode="wrap"`` skips the bounds pass that ``"raise"`` buffers
-    for (the indices come from deepnet's own permutation); torch's CPU ``index_select``
-    measured 4x slower than NumPy's ``take`` on the same memory, so CPU tensors are
-    gathered through their shared NumPy views.
+    for (the indices come from deepnet's own permutation); torch's CPU tensors are
+    gathered through their shared NumPy views with the same ``take`` rather than
+    ``index_select``.
     """
     lib = _library_of(x)
     if out is not None and lib == "numpy":

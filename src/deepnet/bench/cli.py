@@ -62,6 +62,19 @@ def _str_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _target(label: str) -> str:
+    """A backend label as deepnet spells it (``Array-API-Strict`` → ``array_api_strict``,
+    ``Torch:cuda`` → ``torch:cuda``): the device after the colon is left as given."""
+    from deepnet.backend import backend_key
+
+    name, colon, device = label.partition(":")
+    return backend_key(name) + colon + device
+
+
+def _backend_list(text: str) -> list[str]:
+    return [_target(v) for v in _str_list(text)]
+
+
 def _points(text: str) -> list[tuple[int, int]]:
     try:
         pts = [tuple(int(x) for x in p.lower().split("x")) for p in _str_list(text)]
@@ -80,7 +93,7 @@ def _caps(text: str) -> dict[str, int]:
         if not name or not value.isdigit():
             raise argparse.ArgumentTypeError(
                 f"expected BACKEND=WIDTH[,...] (e.g. array_api_strict=256); got {item!r}")
-        caps[name] = int(value)
+        caps[_target(name)] = int(value)
     return caps
 
 
@@ -116,7 +129,7 @@ def build_parser(prog: str = "deepnet bench") -> argparse.ArgumentParser:
                     "every ratio and a verdict only where it is clear; write results.json, "
                     "results.md, crossover.png and throughput.png. "
                     f"`{prog} compare A.json B.json` compares two runs.")
-    p.add_argument("--backends", type=_str_list, default=None,
+    p.add_argument("--backends", type=_backend_list, default=None,
                    help="comma-separated: numpy, array_api_strict, torch, torch:cuda, cupy "
                         "(default: those that run here)")
     p.add_argument("--widths", type=_int_list, default=list(DEFAULT_WIDTHS),
