@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import deepnet as dn
-from deepnet import backend as B
 from deepnet import optimizers
 from deepnet.step import train_step
 

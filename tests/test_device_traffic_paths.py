@@ -53,10 +53,11 @@ def _memmaps(tmp_path, X, Y):
     return out
 
 
-def _traffic(fake, run):
+def _traffic(fake, run, *args, **kwargs):
+    """``(host-to-device copies, device-to-host reads)`` of ``run(*args, **kwargs)``."""
     fake.h2d = fake.d2h = 0
     fake._set_current(0)
-    run()
+    run(*args, **kwargs)
     assert fake.current() == 0  # the caller's device is current again
     return fake.h2d, fake.d2h
 
@@ -110,9 +111,9 @@ def test_a_fits_traffic_does_not_grow_with_its_steps(fake, tmp_path, case, monke
             kw = _fit_kwargs(spec, tmp_path)  # a fresh optimizer object each time
             net = dn.DeepNet(dims, backend="cupy", device="1", keep_prob=0.8, l2=0.01,
                              seed=3, **net_kw)
-            traffic[batch_size, epochs] = _traffic(fake, lambda: net.fit(
-                X, Y, epochs=epochs, batch_size=batch_size, progress=False,
-                **{"optimizer": "adam", **kw}))
+            traffic[batch_size, epochs] = _traffic(
+                fake, net.fit, X, Y, epochs=epochs, batch_size=batch_size, progress=False,
+                **{"optimizer": "adam", **kw})
             assert net._flat._dev == 1
     assert traffic[50, 1] == traffic[10, 1], traffic  # 4 or 20 steps: the same traffic
     assert traffic[50, 3] == traffic[10, 3], traffic
@@ -128,8 +129,8 @@ def test_streaming_copies_each_batch_in_once(fake, tmp_path):
     traffic = {}
     for batch_size in (50, 10):
         net = dn.DeepNet([5, 8, 1], backend="cupy", device="1", keep_prob=0.8, seed=3)
-        traffic[batch_size] = _traffic(fake, lambda: net.fit(
-            Xm, Ym, epochs=2, batch_size=batch_size, progress=False))
+        traffic[batch_size] = _traffic(fake, net.fit, Xm, Ym, epochs=2,
+                                       batch_size=batch_size, progress=False)
     steps = {50: 2 * 4, 10: 2 * 20}
     extra = traffic[10][0] - traffic[50][0]
     assert extra == 2 * (steps[10] - steps[50]), traffic  # X's and Y's rows per step
@@ -148,7 +149,7 @@ def test_inference_traffic_does_not_grow_with_its_chunks(fake, what, subset):
     for chunk in (M, 10):
         run = getattr(net, what)
         args = (X, Y) if what == "evaluate" else (X,)
-        traffic[chunk] = _traffic(fake, lambda: run(*args, batch_size=chunk))
+        traffic[chunk] = _traffic(fake, run, *args, batch_size=chunk)
     assert traffic[M] == traffic[10], traffic
 
 
@@ -160,8 +161,8 @@ def test_a_held_out_validation_is_not_copied_per_chunk(fake, monkeypatch):
     for chunk in (M, 5):
         monkeypatch.setattr(training, "EVAL_CHUNK", chunk)
         net = dn.DeepNet([5, 8, 1], backend="cupy", device="1", seed=3)
-        traffic[chunk] = _traffic(fake, lambda: net.fit(
-            X, Y, epochs=3, batch_size=50, validation=0.25, progress=False))
+        traffic[chunk] = _traffic(fake, net.fit, X, Y, epochs=3, batch_size=50,
+                                  validation=0.25, progress=False)
     assert traffic[M] == traffic[5], traffic
 
 
@@ -180,7 +181,7 @@ def test_the_estimators_traffic_does_not_grow_with_steps(fake, kind, early_stopp
             est = Est(hidden_layer_sizes=(8,), backend="cupy", device="1", random_state=0,
                       batch_size=batch_size, epochs=epochs, n_iter_no_change=100,
                       early_stopping=early_stopping)
-            traffic[batch_size, epochs] = _traffic(fake, lambda: est.fit(X, y))
+            traffic[batch_size, epochs] = _traffic(fake, est.fit, X, y)
     assert traffic[50, 2] == traffic[10, 2] and traffic[50, 4] == traffic[10, 4], traffic
     per_epoch = [(b - a) / 2 for a, b in zip(traffic[10, 2], traffic[10, 4])]
     assert per_epoch[0] <= 1 and per_epoch[1] <= 1, traffic
