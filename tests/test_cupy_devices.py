@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import deepnet as dn
-from deepnet import backend as B
 from deepnet import optimizers
 from deepnet.step import train_step
 
@@ -69,14 +68,37 @@ def test_creation_functions_honour_device(fake):
     assert {name: a._dev for name, a in made.items()} == dict.fromkeys(made, 1)
 
 
-def test_the_plain_compat_namespace_puts_arrays_on_device_0(fake, monkeypatch):
-    """The stand-in shows the bug this fixes: array-api-compat's CuPy namespace leaves
-    the flat parameter array on device 0 while the weights go to device 1."""
+def test_the_plain_compat_namespace_puts_arrays_on_device_0(fake):
+    """The stand-in shows the bug deepnet's namespace fixes: array-api-compat's CuPy
+    creation functions drop ``device=`` and allocate on the current device."""
     from array_api_compat import cupy as compat
 
-    monkeypatch.setattr(B.libraries, "_cupy_namespace", lambda: compat)
-    with pytest.raises(fake_cupy.DeviceMismatch):
-        dn.DeepNet([3, 5, 2], backend="cupy", device="1")
+    assert compat.zeros((2,), device=fake.Device(1))._dev == 0
+    assert dn.get_backend("cupy", "1").xp.zeros((2,), device=fake.Device(1))._dev == 1
+
+
+@pytest.mark.parametrize("how", ["DeepNet", "load", "to", "DeepNetClassifier.fit"])
+def test_making_a_network_leaves_the_callers_device_current(fake, tmp_path, how):
+    """Building a network on device 1 (its constructor, ``load``, ``to``, a scikit-learn
+    estimator's ``fit``) must not move the caller's own CuPy work there."""
+    from deepnet.sklearn import DeepNetClassifier
+
+    X, Y = _data(m=12)
+    if how == "load":
+        dn.DeepNet([3, 5, 2], seed=1).save(tmp_path / "n.npz")
+    before = fake.current()
+    if how == "DeepNet":
+        net = dn.DeepNet([3, 5, 2], backend="cupy", device="1")
+    elif how == "load":
+        net = dn.load(tmp_path / "n.npz", backend="cupy", device="1")
+    elif how == "to":
+        net = dn.DeepNet([3, 5, 2], seed=1).to("cupy", "1")
+    else:
+        est = DeepNetClassifier(hidden_layer_sizes=(4,), backend="cupy", device="1",
+                                epochs=2).fit(X.T, Y[0])
+        net = est.net_
+    assert net._flat._dev == 1
+    assert fake.current() == before == 0
 
 
 def _fit_predict_step(net, fake, X, Y, reset: bool):

@@ -112,6 +112,7 @@ class Loader:
         self.prefetch = prefetch
         self._buffers: dict[int, tuple[Array | None, Array | None]] = {}
         self._whole: tuple[Array, Array] | None = None
+        self._indices: dict[int, Array] = {}  # id(table.index) -> it on the device
         self._sizes = (file_size(X.filename), None if Y is None else file_size(Y.filename))
 
     # -- one epoch ------------------------------------------------------------------------
@@ -190,10 +191,22 @@ class Loader:
             end = min(at + chunk, stop)
             if not self.streamed and all(t.index is None for t in tables):
                 got = [t.rows[at:end, ...].T for t in tables]
+            elif not self.streamed:  # rows by an index: put on the device once, sliced
+                got = [t.rows[at:end, ...].T if t.index is None
+                       else gather_rows(t.rows, self._device_index(t)[at:end]).T
+                       for t in tables]
             else:
                 positions = np.arange(at, end, dtype=np.int64)
                 got = [self._read(t, positions).T for t in tables]
             yield got[0], (got[1] if len(got) > 1 else None), at
+
+    def _device_index(self, table: Table) -> Array:
+        """``table.index`` on the device, copied in once per loader (the evaluation of a
+        held-out subset reads it every epoch, a chunk at a time)."""
+        key = id(table.index)
+        if key not in self._indices:
+            self._indices[key] = self.backend.asarray(table.index, what="rows")
+        return self._indices[key]
 
     def _full(self) -> tuple[Array, Array]:
         """The whole table as ``(A0, Y)`` column views, gathered once if it is a subset."""

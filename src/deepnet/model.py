@@ -90,11 +90,14 @@ class Model(ParameterStore):
         self.reuse_buffers = checks.boolean(reuse_buffers, "reuse_buffers")
         self._rng = rng
         self._grads_flat = None  # the workspace gradients, allocated with the first one
-        checks.network_memory(dims, self.dtype_name, self.backend)
-        with checks.allocation(dims, self.dtype_name):
-            self._adopt(initializers.initialize_parameters(
-                dims, init, rng, self.backend, self.dtype
-            ))
+        # the device current inside only: CuPy's creation functions make theirs current,
+        # and the caller's current device must be theirs again afterwards
+        with self.backend.activate():
+            checks.network_memory(dims, self.dtype_name, self.backend)
+            with checks.allocation(dims, self.dtype_name):
+                self._adopt(initializers.initialize_parameters(
+                    dims, init, rng, self.backend, self.dtype
+                ))
 
     # -- description ----------------------------------------------------------------
     @property
