@@ -139,7 +139,9 @@ class DeepNet(Model):
             continues the network's own RNG (seeded by ``DeepNet(seed=...)``).
         validation : (X_val, Y_val) or float, optional
             Arrays or memory maps to validate on after each epoch, or a fraction in
-            (0, 1) of the training set held out at random, before training.
+            (0, 1) of the training set: ``round(fraction · m)`` examples held out at
+            random, before training (the scikit-learn estimators' ``early_stopping``
+            holds out ``ceil``, as scikit-learn does).
         early_stopping : EarlyStopping or int, optional
             ``EarlyStopping(patience, min_delta, monitor)``, or a patience.
         callbacks : sequence of callables

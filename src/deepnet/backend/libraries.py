@@ -321,7 +321,8 @@ def _load_strict(device: str | None) -> Backend:
         dev = xp.Device(name)
     except ValueError as exc:
         raise BackendError(
-            f"array_api_strict device {device!r}: expected 'CPU_DEVICE', 'device1' or 'device2'"
+            f"array_api_strict device {device!r}: expected 'CPU_DEVICE' (or 'cpu', "
+            "'cpu:0'), 'device1' or 'device2'"
         ) from exc
     return Backend("array_api_strict", xp, dev, None)
 
