@@ -47,9 +47,9 @@ def crossover(labels: Sequence[tuple[int, str]]) -> Crossover:
     i = len(pts)
     while i > 0 and pts[i - 1][1] == "faster":
         i -= 1
-    below = tuple(n for n, v in pts[:i] if v == "faster")
-    if below:  # faster somewhere, then not at a larger width: no single crossover
-        return Crossover("mixed", faster=below + tuple(n for n, _ in pts[i:]))
+    earlier = tuple(n for n, v in pts[:i] if v == "faster")
+    if earlier:  # faster somewhere, then not at a larger width: no single crossover
+        return Crossover("mixed", faster=earlier + tuple(n for n, _ in pts[i:]))
     if i == len(pts):
         top_n, top = pts[-1]
         return Crossover("never") if top in CLEAR else Crossover("unclear", unclear=top_n)
