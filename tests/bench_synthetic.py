@@ -3,8 +3,9 @@
 ``synthetic(speedups)`` builds a results dict (schema 2) whose samples are drawn around
 chosen true step times: NumPy's step at ``(n, m)`` takes ``flops / 50 GFLOP/s``; every
 other target's takes that divided by its true speedup; each deepnet backend's floor takes
-its step ÷ 1.3; per-sample noise is log-normal (``noise`` = its sigma). The CPU accounting
-says nobody else used the machine unless ``others_cores`` says otherwise.
+its step ÷ 1.3; per-sample noise is log-normal (``noise`` = its sigma). The config says
+the ``rounds`` were the first look (``repeat``): no rounds added while a verdict was open.
+The CPU accounting says nobody else used the machine unless ``others_cores`` says otherwise.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def synthetic(speedups: Mapping[str, Callable[[int, int], float] | float], *,
     return {
         "schema": SCHEMA, "created": "2026-12-02T00:00:00+00:00",
         "command": ["deepnet", "bench"],
-        "config": {"repeat": 6, "max_rounds": 40, "pause_s": 0.2, "criteria": None},
+        "config": {"repeat": rounds, "max_rounds": max(40, rounds), "pause_s": 0.2,
+                   "criteria": None},
         "targets": targets,
         "machine": dict(machine or {"hostname": "h", "cpu": "test CPU", "cores_usable": 2,
                                     "versions": {"numpy": "2.4.6", "torch": "2.13.0"},

@@ -71,7 +71,7 @@ def test_render_shows_both_machines_and_version_changes():
     text = render_compare(a, b, *compare_runs(a, b))
     assert "host `h`, test CPU, 2 usable cores" in text
     assert "host `gpu-box`, other CPU, 16 usable cores, GPU NVIDIA H200" in text
-    assert "machine differs" in text and "torch 2.13.0 → 2.14.0" in text
+    assert "host h → gpu-box" in text and "torch 2.13.0 → 2.14.0" in text
     assert f"Only in A: NumPy n = {POINTS[0][0]}, m = {POINTS[0][1]}" in text
     assert "| backend | dtype | n | m | A time/step | B time/step | B ÷ A | change |" in text
 
@@ -87,3 +87,26 @@ def test_the_command(tmp_path, capsys):
     assert "REGRESSION" in capsys.readouterr().out
     assert cli.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "nope.json")]) == 2
     assert "no saved results" in capsys.readouterr().err
+
+
+def test_runs_of_different_setups_are_flagged_and_runs_without_a_common_point_refused(
+        tmp_path, capsys):
+    """Another BLAS thread count (OPENBLAS_NUM_THREADS) with everything else equal: the
+    table's regressions are the setup's; the report says so. float32 against float64
+    shares no point: "0 regression(s)" and status 0 said nothing was wrong."""
+    a = synthetic(SPEEDUPS, seed=1)
+    b = _slowed(synthetic(SPEEDUPS, seed=2))
+    b["machine"]["env"] = {"OPENBLAS_NUM_THREADS": "1"}
+    text = render_compare(a, b, *compare_runs(a, b))
+    assert "REGRESSION" in text
+    assert "WARNING: the two runs were measured on different setups" in text
+    assert "OPENBLAS_NUM_THREADS=None → 1" in text
+    assert "WARNING" not in render_compare(a, a, *compare_runs(a, a))
+    c = synthetic(SPEEDUPS, seed=3)
+    for sample in c["samples"]:
+        sample["dtype"] = "float64"
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "c.json").write_text(json.dumps(c))
+    assert cli.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "c.json"),
+                     "--fail-on-regression"]) == 2
+    assert "share no measured point" in capsys.readouterr().err

@@ -121,3 +121,7 @@ def test_theil_sen_slope():
     assert stats.theil_sen_slope([1.0, 2.0, 3.0, 4.0, 100.0]) == 1.0  # robust to the outlier
     assert stats.theil_sen_slope([2.0, 4.0, 6.0, 8.0, 10.0]) == 2.0
     assert stats.theil_sen_slope([5.0]) == 0.0
+
+
+def test_mann_kendall_takes_numpy_scalars():
+    assert stats.mann_kendall(list(np.arange(5.0))) == stats.mann_kendall([0., 1., 2., 3., 4.])

@@ -113,10 +113,12 @@ def test_point_table_gives_the_usable_rounds():
 
 @pytest.mark.parametrize("labels, expected", [
     ([(64, "slower"), (256, "faster"), (1024, "faster")], Crossover("from", 256)),
-    ([(64, "faster"), (256, "same"), (1024, "faster")], Crossover("from", 1024)),
+    # faster at 64 too: "from 1024" would say it is not (it was, before this was fixed)
+    ([(64, "faster"), (256, "same"), (1024, "faster")], Crossover("mixed", faster=(64, 1024))),
     ([(64, "faster"), (256, "faster")], Crossover("all", 64)),
-    ([(64, "faster"), (256, "slower")], Crossover("never")),
-    ([(64, "faster"), (256, "undecided")], Crossover("unclear", unclear=256)),
+    # faster at 64: not "never" (it was, before this was fixed)
+    ([(64, "faster"), (256, "slower")], Crossover("mixed", faster=(64,))),
+    ([(64, "faster"), (256, "undecided")], Crossover("mixed", faster=(64,))),
     ([(64, "unreliable"), (256, "faster")], Crossover("from_at_most", 256, 64)),
     ([(64, "same")], Crossover("never")),
 ])
@@ -149,3 +151,26 @@ def test_crossover_map_from_synthetic_verdicts():
         in sentences
     assert ("CuPy is faster than the fastest CPU backend from n = 1024 at m = 64, "
             "from n = 1024 at m = 512.") in sentences
+
+
+def test_a_crossover_never_hides_a_faster_width_or_a_hole_in_the_grid():
+    """Faster at 256 but slower at 1024 is not "never faster"; a width this backend lacks
+    (cut by the budget, Ctrl-C, a cap) cannot bound a crossover."""
+    from deepnet.bench.crossover import crossover, crossover_sentence, crossovers
+
+    c = crossover([(64, "slower"), (256, "faster"), (1024, "slower")])
+    assert c.state == "mixed" and c.faster == (256,)
+    text = crossover_sentence("torch", {512: c})
+    assert "never" not in text and "n = 256" in text and "no crossover" in text
+    c = crossover([(64, "faster"), (256, "slower"), (1024, "faster")])
+    assert c.state == "mixed" and c.faster == (64, 1024)
+
+    def row(target, n, verdict):
+        return {"dtype": "float32", "target": target, "n": n, "m": 512,
+                "vs_numpy": None if target == "numpy" else {"verdict": verdict}}
+
+    rows = [row("numpy", n, None) for n in (64, 256, 1024)]
+    rows += [row("torch", 64, "slower"), row("torch", 1024, "faster")]  # 256 cut
+    (per_m,) = crossovers(rows).values()
+    assert per_m[512].state == "from_at_most" and per_m[512].unclear == 256
+    assert "or earlier" in crossover_sentence("torch", per_m)

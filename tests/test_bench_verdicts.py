@@ -146,3 +146,18 @@ def test_a_naive_median_would_have_claimed_a_verdict():
         medians = [r["vs_numpy"]["estimate"] for r in rows if r["target"] == "torch"]
         beyond = [x for x in medians if x > 1.05 or x < 1 / 1.05]
         assert len(beyond) >= len(medians) // 2, (name, medians)
+
+
+def test_rounds_beyond_the_first_look_are_judged_at_a_stricter_confidence():
+    from deepnet.bench.verdicts import look_confidence
+
+    assert look_confidence(CRIT, 6, 6, 40) == 0.95  # the first look: nominal
+    assert look_confidence(CRIT, 3, 6, 40) == 0.95  # cut short by the budget
+    later = look_confidence(CRIT, 7, 6, 40)
+    # the first look at 6 rounds spends 2/64 of the 5 %; 34 later looks share the rest
+    assert later == pytest.approx(1 - (0.05 - 2 / 64) / 34)
+    assert look_confidence(CRIT, 40, 6, 40) == later
+    assert look_confidence(CRIT, 9, None, None) == 0.95  # no record of the looks
+    # the total error over every look stays within 5 %
+    first = 1 - 2 / 64
+    assert (1 - first) + 34 * (1 - later) == pytest.approx(0.05)

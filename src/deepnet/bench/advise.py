@@ -16,7 +16,7 @@ from typing import Any
 
 from deepnet.bench.cases import BASELINE, pretty
 from deepnet.bench.report import MARKS, format_ratio, format_seconds
-from deepnet.bench.summary import criteria_of, point_table, summarize
+from deepnet.bench.summary import criteria_of, point_table, summarize, verdict_level
 from deepnet.bench.verdicts import Criteria, paired_verdict
 
 __all__ = ["advise", "bracket"]
@@ -58,6 +58,8 @@ def _best(results: Mapping[str, Any], dtype: str, n: int, m: int, crit: Criteria
     verdicts), ``"tied"`` (faster or the same as every other) or why not; and the rows."""
     rows, table = point_table(results, dtype, n, m, crit)
     ours = [t for t, r in rows.items() if r["role"] == "deepnet"]
+    level = verdict_level(results, crit, max((r["rounds_total"] for r in rows.values()),
+                                              default=0))
     status = {}
     for a in ours:
         worst = "best"
@@ -65,7 +67,8 @@ def _best(results: Mapping[str, Any], dtype: str, n: int, m: int, crit: Criteria
             if a == b:
                 continue
             flags = [f"{pretty(x)}: {f}" for x in (a, b) for f in rows[x]["flags"]]
-            v = paired_verdict(table[(b, "step")], table[(a, "step")], crit, flags)
+            v = paired_verdict(table[(b, "step")], table[(a, "step")], crit, flags,
+                               confidence=level)
             label = "undecided" if v is None else v.label
             if label == "same" and worst == "best":
                 worst = "tied"

@@ -269,6 +269,12 @@ def _compare_main(argv: list[str], prog: str) -> int:
         print(f"{prog} compare: error: {exc}", file=sys.stderr)
         return 2
     changes, only_a, only_b = compare_runs(a, b, crit)
+    if not changes:
+        kinds = [sorted({s["dtype"] for s in r.get("samples") or []}) for r in (a, b)]
+        print(f"{prog} compare: error: the runs share no measured point (dtype, backend, "
+              f"n, m): A holds {', '.join(kinds[0]) or 'nothing'}, B holds "
+              f"{', '.join(kinds[1]) or 'nothing'}; nothing to compare", file=sys.stderr)
+        return 2
     print(render_compare(a, b, changes, only_a, only_b, crit), end="")
     return 1 if args.fail_on_regression and any(c.label == "slower" for c in changes) else 0
 

@@ -23,7 +23,7 @@ from deepnet.bench.stats import Interval, shift_interval
 from deepnet.bench.summary import criteria_of, point_table
 from deepnet.bench.verdicts import Criteria
 
-__all__ = ["Change", "compare_runs", "render_compare"]
+__all__ = ["Change", "compare_runs", "render_compare", "setup_differences"]
 
 _LABELS = {"slower": "REGRESSION", "faster": "improvement", "same": "same",
            "undecided": "no clear difference", "unreliable": "unreliable"}
@@ -100,6 +100,26 @@ def _describe(name: str, results: Mapping[str, Any]) -> list[str]:
             f"   BLAS: {blas_summary(machine)}"]
 
 
+def setup_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """What differs between the machines of two runs, beyond the code: host, CPU, usable
+    cores, GPU, Python, the BLAS and its threads, the speed-relevant environment."""
+    ma, mb = a.get("machine") or {}, b.get("machine") or {}
+    out = []
+    for key, what in (("hostname", "host"), ("cpu", "CPU"), ("cores_usable", "usable cores"),
+                      ("python", "Python")):
+        if ma.get(key) != mb.get(key):
+            out.append(f"{what} {ma.get(key)} → {mb.get(key)}")
+    ga, gb = (ma.get("gpu") or {}).get("name"), (mb.get("gpu") or {}).get("name")
+    if ga != gb:
+        out.append(f"GPU {ga} → {gb}")
+    if blas_summary(dict(ma)) != blas_summary(dict(mb)):
+        out.append(f"BLAS {blas_summary(dict(ma))} → {blas_summary(dict(mb))}")
+    ea, eb = ma.get("env") or {}, mb.get("env") or {}
+    out += [f"{k}={ea.get(k)} → {eb.get(k)}" for k in sorted(set(ea) | set(eb))
+            if ea.get(k) != eb.get(k)]
+    return out
+
+
 def _version_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     va = (a.get("machine") or {}).get("versions") or {}
     vb = (b.get("machine") or {}).get("versions") or {}
@@ -114,10 +134,9 @@ def render_compare(a: Mapping[str, Any], b: Mapping[str, Any], changes: Sequence
     crit = criteria_of(b, criteria)
     lines = ["# deepnet bench compare", "", *_describe("A", a), *_describe("B", b)]
     diff = _version_diff(a, b)
-    ma, mb = a.get("machine") or {}, b.get("machine") or {}
-    if ma.get("cpu") != mb.get("cpu") or ma.get("hostname") != mb.get("hostname"):
-        diff.insert(0, "machine differs")
-    lines += [f"Differences: {'; '.join(diff) if diff else 'none in machine and versions'}",
+    setup = setup_differences(a, b)
+    both = "; ".join(setup + diff) or "none in machine and versions"
+    lines += [f"Differences: {both}",
               "", f"B ÷ A: ratio of step times (Hodges-Lehmann over both runs' rounds, "
               f"[{crit.confidence:.0%} Mann-Whitney interval]); above 1 B is slower. "
               f"REGRESSION / improvement only when the interval clears ±{crit.band:.0%}.", "",
@@ -136,6 +155,10 @@ def render_compare(a: Mapping[str, Any], b: Mapping[str, Any], changes: Sequence
                      f"{format_seconds(c.a_s)} | {format_seconds(c.b_s)} | "
                      f"{format_ratio(ratio)} | {label} |")
     lines += [f"{i}. {note}" for i, note in enumerate(notes, 1)]
+    if setup:
+        lines += ["", "WARNING: the two runs were measured on different setups ("
+                  + "; ".join(setup) + "): a regression or improvement below is the setup's "
+                  "as much as the code's; compare runs of one machine to judge a change."]
     count = {k: [c for c in changes if c.label == k] for k in _LABELS}
     lines += ["", f"{len(count['slower'])} regression(s), {len(count['faster'])} "
               f"improvement(s), {len(count['same'])} the same within ±{crit.band:.0%}, "

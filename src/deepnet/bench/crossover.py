@@ -5,7 +5,10 @@ Along the widths measured at one batch size, from the largest down, the run of "
 verdicts gives the crossover; it is exact when the verdict just below the run is a clear
 "slower" or "same", an upper bound when that one is undecided or unreliable. With no
 "faster" at the largest width, the backend is "never faster in this grid" only when the
-verdict there is clear.
+verdict there is clear. Widths measured at that batch size for other backends but not
+for this one count as "no verdict" (a hole in the grid cannot bound a crossover), and a
+backend faster at some width but not at a larger one has no crossover: the widths where
+it is faster are listed instead ("mixed").
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ class Crossover:
     """At one batch size: ``state`` is ``"from"`` (faster from ``width`` on, slower or the
     same below), ``"from_at_most"`` (faster from ``width`` on; ``unclear`` just below has
     no verdict), ``"all"`` (faster at every width, from ``width``, the smallest),
-    ``"never"`` (a clear verdict that it is not faster at the largest width) or
-    ``"unclear"`` (no verdict at the largest width, ``unclear``)."""
+    ``"never"`` (clear verdicts that it is faster at no width), ``"mixed"`` (faster at the
+    widths ``faster``, but not faster, or undecided, at a larger one) or ``"unclear"``
+    (no verdict at the largest width, ``unclear``)."""
 
     state: str
     width: int | None = None
     unclear: int | None = None
+    faster: tuple[int, ...] = ()
 
 
 def crossover(labels: Sequence[tuple[int, str]]) -> Crossover:
@@ -42,6 +47,9 @@ def crossover(labels: Sequence[tuple[int, str]]) -> Crossover:
     i = len(pts)
     while i > 0 and pts[i - 1][1] == "faster":
         i -= 1
+    earlier = tuple(n for n, v in pts[:i] if v == "faster")
+    if earlier:  # faster somewhere, then not at a larger width: no single crossover
+        return Crossover("mixed", faster=earlier + tuple(n for n, _ in pts[i:]))
     if i == len(pts):
         top_n, top = pts[-1]
         return Crossover("never") if top in CLEAR else Crossover("unclear", unclear=top_n)
@@ -58,10 +66,15 @@ def crossovers(rows: Sequence[Mapping[str, Any]], key: str = "vs_numpy"
     """``{(dtype, target): {m: Crossover}}`` for the rows that have the ratio ``key``."""
     found: dict[tuple[str, str], dict[int, list[tuple[int, str]]]] = defaultdict(
         lambda: defaultdict(list))
+    widths: dict[tuple[str, int], set[int]] = defaultdict(set)
     for row in rows:
+        widths[(row["dtype"], row["m"])].add(row["n"])
         v = row.get(key)
         if v is not None:
             found[(row["dtype"], row["target"])][row["m"]].append((row["n"], v["verdict"]))
+    for (dtype, _), per_m in found.items():
+        for m, pts in per_m.items():  # the grid's widths this comparison lacks: no verdict
+            pts += [(n, "missing") for n in widths[(dtype, m)] - {n for n, _ in pts}]
     return {k: {m: crossover(pts) for m, pts in sorted(per_m.items())}
             for k, per_m in found.items()}
 
@@ -82,6 +95,9 @@ def crossover_sentence(target: str, per_batch: Mapping[int, Crossover],
             faster.append(f"at every width measured (from n = {c.width}) at m = {m}")
         elif c.state == "never":
             never.append(str(m))
+        elif c.state == "mixed":
+            faster.append(f"at n = {', '.join(map(str, c.faster))} at m = {m} (no "
+                          "crossover: not faster, or no verdict, at a larger width)")
         else:
             unclear.append(f"m = {m} (n = {c.unclear})")
     who = pretty(target)

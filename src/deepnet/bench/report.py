@@ -179,7 +179,11 @@ def _header(results: Mapping[str, Any], crit: Criteria) -> list[str]:
         + "flops/step = 6·Σ n[l]·n[l-1]·m",
         "- every ratio is the median of per-round ratios (both cases timed in the same "
         f"round) with its exact order-statistic interval at ≥ {crit.confidence:.0%} "
-        "(distribution-free, binomial; `[—]`: too few rounds for one). A verdict "
+        "(distribution-free, binomial; `[—]`: too few rounds for one). A point given "
+        "more rounds because a verdict was open is judged at a stricter confidence (the "
+        f"{1 - crit.confidence:.0%} error is spent once over the first look and every later "
+        "one, Bonferroni), so that stopping when a verdict appears does not inflate it. A "
+        "verdict "
         f"(faster, slower, same) is stated only when the interval clears the ±{crit.band:.0%}"
         " band around 1 or lies inside it; otherwise \"no clear difference\". Unreliable, "
         f"and never a verdict: IQR/median over {crit.max_spread:.0%}, a step below its GEMM"

@@ -164,6 +164,7 @@ def _inversions_cdf(k: int) -> np.ndarray:
 def mann_kendall(values: Sequence[float]) -> tuple[int, float]:
     """``(S, p)``: Kendall's ``S`` of ``values`` against their order, and the exact
     two-sided p-value of no monotone trend (ties count as neither direction)."""
+    values = [float(v) for v in values]  # NumPy scalars: bool minus bool is an error
     k = len(values)
     if k < 3:
         return 0, 1.0

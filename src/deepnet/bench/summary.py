@@ -26,11 +26,13 @@ from deepnet.bench.verdicts import (
     Criteria,
     Verdict,
     floor_flag,
+    look_confidence,
     paired_verdict,
     spread_flag,
 )
 
-__all__ = ["COMPARISONS", "criteria_of", "grid_share", "point_table", "summarize"]
+__all__ = ["COMPARISONS", "criteria_of", "grid_share", "point_table", "summarize",
+           "verdict_level"]
 
 # row key -> what the ratio is, for reports
 COMPARISONS = {
@@ -46,6 +48,16 @@ def criteria_of(results: Mapping[str, Any], override: Criteria | None = None) ->
     if override is not None:
         return override
     return Criteria.from_dict((results.get("config") or {}).get("criteria"))
+
+
+def verdict_level(results: Mapping[str, Any], criteria: Criteria, rounds: int) -> float:
+    """The confidence of the verdicts at a point measured for ``rounds`` rounds: the
+    criteria's for the first ``repeat`` rounds, stricter beyond them (the sweep looked
+    after every added round: :func:`~deepnet.bench.verdicts.look_confidence`)."""
+    cfg = results.get("config") or {}
+    repeat, most = cfg.get("repeat"), cfg.get("max_rounds")
+    return look_confidence(criteria, rounds, None if repeat is None else int(repeat),
+                           None if most is None else int(most))
 
 
 def _round_cores(samples: Sequence[dict]) -> dict[int, tuple[float | None, float | None]]:
@@ -113,10 +125,10 @@ def _point_rounds(samples: Sequence[dict], criteria: Criteria, deadline: float |
     return usable, flags, facts
 
 
-def _ratio_dict(values: Sequence[float], criteria: Criteria) -> dict[str, Any] | None:
+def _ratio_dict(values: Sequence[float], level: float) -> dict[str, Any] | None:
     if not values:
         return None
-    iv = median_interval(values, criteria.confidence)
+    iv = median_interval(values, level)
     med = quantiles(values)[1]
     return {"estimate": med, "lo": iv.lo if iv else None, "hi": iv.hi if iv else None,
             "confidence": iv.confidence if iv else None, "rounds": len(values),
@@ -189,17 +201,18 @@ def _analyze(results: Mapping[str, Any], point: Point, samples: Sequence[dict],
             if s["case"] == "step" and s.get("cpu_s") is not None:
                 cpu[s["target"]][s["round"]] = s["cpu_s"] / s["seconds"]
     point_rows = {}
+    level = verdict_level(results, crit, facts["rounds_total"])
     for target in sorted({t for t, c in table if c == "step"},
                          key=lambda t: (order.get(t, len(order)), t)):
         point_rows[target] = _row(target, dtype, n, m, table, cpu, targets, crit,
-                                  point_flags, facts)
-    _compare(point_rows, table, crit)
+                                  point_flags, facts, level)
+    _compare(point_rows, table, crit, level)
     return point_rows, dict(table)
 
 
 def _row(target: str, dtype: str, n: int, m: int, table: Mapping, cpu: Mapping,
          targets: Mapping, crit: Criteria, point_flags: list[str],
-         facts: Mapping[str, Any]) -> dict[str, Any]:
+         facts: Mapping[str, Any], level: float) -> dict[str, Any]:
     info = targets.get(target, {"role": "deepnet", "gpu": is_gpu(target), "reference": None})
     steps = table[(target, "step")]
     q1, med, q3 = quantiles(list(steps.values()))
@@ -222,7 +235,7 @@ def _row(target: str, dtype: str, n: int, m: int, table: Mapping, cpu: Mapping,
         row["floor_median_s"] = statistics.median(floor.values())
         row["floor_gflops"] = flops / row["floor_median_s"] / 1e9
         ratios = [steps[r] / floor[r] for r in sorted(set(steps) & set(floor))]
-        row["vs_floor"] = _ratio_dict(ratios, crit)
+        row["vs_floor"] = _ratio_dict(ratios, level)
         below = floor_flag(ratios, crit)
         if below:
             flags.append(below)
@@ -233,7 +246,8 @@ def _row(target: str, dtype: str, n: int, m: int, table: Mapping, cpu: Mapping,
     return row
 
 
-def _compare(rows: dict[str, dict[str, Any]], table: Mapping, crit: Criteria) -> None:
+def _compare(rows: dict[str, dict[str, Any]], table: Mapping, crit: Criteria,
+             level: float) -> None:
     """Fill ``vs_numpy``, ``vs_reference`` and ``vs_cpu`` of one point's rows."""
     base = rows.get(BASELINE)
     cpu_rows = [r for t, r in rows.items() if r["role"] == "deepnet" and not r["gpu"]]
@@ -241,12 +255,13 @@ def _compare(rows: dict[str, dict[str, Any]], table: Mapping, crit: Criteria) ->
         steps = table[(target, "step")]
         if base is not None and target != BASELINE:
             row["vs_numpy"] = _verdict(paired_verdict(
-                table[(BASELINE, "step")], steps, crit, _own(row) + _prefixed(base)))
+                table[(BASELINE, "step")], steps, crit, _own(row) + _prefixed(base),
+                confidence=level))
         ref = row.get("reference")
         if ref in rows and ref != target:
             row["vs_reference"] = _verdict(paired_verdict(
                 steps, table[(ref, "step")], crit, _own(row) + _prefixed(rows[ref]),
-                as_time_ratio=True))
+                as_time_ratio=True, confidence=level))
         else:
             row["reference"] = None
         if row["gpu"] and row["role"] == "deepnet" and cpu_rows:
@@ -254,7 +269,8 @@ def _compare(rows: dict[str, dict[str, Any]], table: Mapping, crit: Criteria) ->
             common = set.intersection(*(set(c) for c in cpu_steps))
             best = {r: min(c[r] for c in cpu_steps) for r in common}
             flags = _own(row) + [f for r in cpu_rows for f in _prefixed(r)]
-            row["vs_cpu"] = _verdict(paired_verdict(best, steps, crit, flags))
+            row["vs_cpu"] = _verdict(paired_verdict(best, steps, crit, flags,
+                                                    confidence=level))
 
 
 def _own(row: Mapping[str, Any]) -> list[str]:

@@ -40,7 +40,7 @@ from deepnet.bench.grid import Config, Key, build_cases, skip, width_cap
 from deepnet.bench.machine import machine_info
 from deepnet.bench.results import SCHEMA, write_json
 from deepnet.bench.stats import min_rounds
-from deepnet.bench.summary import COMPARISONS, summarize
+from deepnet.bench.summary import COMPARISONS, summarize, verdict_level
 from deepnet.bench.timing import Clock, SystemClock, calibrate, sample, wait_idle
 
 __all__ = ["Sweep", "run_sweep"]
@@ -159,8 +159,10 @@ class Sweep:
 
         An undecided ratio at distance ``d`` from the band's edge (on logs), whose log
         ratios spread with a robust standard deviation ``s``, settles once its interval's
-        half-width, about ``1.96 · 1.2533 · s / √k`` for the median of ``k`` rounds, is
-        under ``d``; one that would need more than ``max_rounds`` gets one more look (twice
+        half-width, about ``z · 1.2533 · s / √k`` for the median of ``k`` rounds, is
+        under ``d`` (``z``: the normal quantile of the stricter confidence rounds beyond
+        ``repeat`` are judged at, :func:`~deepnet.bench.verdicts.look_confidence`); one
+        that would need more than ``max_rounds`` gets one more look (twice
         the rounds, while under ``2 · repeat``), then is left open. A point left with
         too few rounds after setting some aside (interference, short samples) needs a
         fresh set; one too spread, twice the rounds.
@@ -172,6 +174,8 @@ class Sweep:
         crit = cfg.criteria
         k = self.rounds.get(job, 0)
         edge = math.log1p(crit.band)
+        level = verdict_level(self.results, crit, max(k + 1, cfg.repeat + 1))
+        z = statistics.NormalDist().inv_cdf(1.0 - (1.0 - level) / 2.0)
         need = 0.0
         view = {**self.results, "samples": mine, "points": []}
         for row in summarize(view, crit):
@@ -191,7 +195,7 @@ class Sweep:
                     continue
                 d = abs(abs(math.log(v["estimate"])) - edge)
                 sd = v.get("log_sd") or 0.0
-                k_needed = max(k + 1.0, 1.2 * (1.96 * 1.2533 * sd / max(d, 1e-12)) ** 2)
+                k_needed = max(k + 1.0, 1.2 * (z * 1.2533 * sd / max(d, 1e-12)) ** 2)
                 if k_needed <= cfg.max_rounds:  # the hopeless ones must not hold up the rest
                     need = max(need, k_needed)
                 elif k < 2 * cfg.repeat:  # but the median of a few rounds is noisy itself:
