@@ -174,3 +174,20 @@ def test_a_crossover_never_hides_a_faster_width_or_a_hole_in_the_grid():
     (per_m,) = crossovers(rows).values()
     assert per_m[512].state == "from_at_most" and per_m[512].unclear == 256
     assert "or earlier" in crossover_sentence("torch", per_m)
+
+
+def test_rounds_set_aside_do_not_count_as_later_looks():
+    """A point that took 8 rounds because 2 were set aside (interference) had its first
+    possible look at 6 usable rounds: judged at the nominal confidence. 8 usable rounds
+    mean later looks, judged at the stricter one (too strict for 8 rounds: no verdict)."""
+    def run(aside):
+        results = synthetic({"torch": 1.3}, rounds=8,
+                            others_cores=lambda t, c, n, m, r: 1.0 if r < aside else 0.0)
+        results["config"] = {**(results.get("config") or {}), "repeat": 6, "max_rounds": 40}
+        return rows_by(summarize(results), "torch", 64, 64)
+
+    row = run(aside=2)
+    assert (row["rounds"], row["rounds_set_aside"]) == (6, 2)
+    assert row["vs_numpy"]["verdict"] == "faster"
+    row = run(aside=0)
+    assert row["rounds"] == 8 and row["vs_numpy"]["verdict"] == "undecided"

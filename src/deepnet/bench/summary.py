@@ -201,7 +201,9 @@ def _analyze(results: Mapping[str, Any], point: Point, samples: Sequence[dict],
             if s["case"] == "step" and s.get("cpu_s") is not None:
                 cpu[s["target"]][s["round"]] = s["cpu_s"] / s["seconds"]
     point_rows = {}
-    level = verdict_level(results, crit, facts["rounds_total"])
+    # looks with fewer usable rounds than the first look's could give no interval, so
+    # spent none of the error: rounds set aside (interference) do not make a later look
+    level = verdict_level(results, crit, len(usable))
     for target in sorted({t for t, c in table if c == "step"},
                          key=lambda t: (order.get(t, len(order)), t)):
         point_rows[target] = _row(target, dtype, n, m, table, cpu, targets, crit,
