@@ -169,6 +169,7 @@ def test_a_held_out_validation_is_not_copied_per_chunk(fake, monkeypatch):
 @pytest.mark.parametrize("kind", ["classifier", "regressor"])
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_the_estimators_traffic_does_not_grow_with_steps(fake, kind, early_stopping):
+    pytest.importorskip("sklearn")
     from deepnet.sklearn import DeepNetClassifier, DeepNetRegressor
 
     rng = np.random.default_rng(0)

@@ -256,3 +256,15 @@ def test_linear_targets_whose_squares_overflow_are_refused_with_that_cause(backe
         net.evaluate(X, Y)
     assert all(np.array_equal(before[k], dn.to_numpy(v)) for k, v in net.params.items())
     assert net.fit(X, Y / big, epochs=1, progress=False).cost
+
+
+def test_an_object_array_holding_an_int_beyond_float64_is_named_not_leaked(backend):
+    """Describing an object array converts it to float64 for the hint; an int of 400
+    digits raised OverflowError from inside the error message (a fuzz find)."""
+    net = dn.DeepNet([2, 2], output="softmax", backend=backend, seed=0)
+    odd = np.array([[None, None], [None, 10**400]], dtype=object)
+    with pytest.raises(dn.InputError, match=r"values that are not numbers"):
+        net.predict(odd)
+    _, caches = net.forward(np.ones((2, 2)))
+    with pytest.raises(dn.InputError, match=r"AL .*values that are not numbers"):
+        net.cost(odd, np.array([0, 1]), caches)

@@ -115,7 +115,7 @@ def _object_hint(values: Any, what: str) -> str:
     try:
         with np.errstate(all="ignore"):
             numbers = bool(np.isfinite(values.astype(np.float64)).all())  # None: NaN
-    except (TypeError, ValueError):
+    except Exception:  # a hint must not raise: an int beyond float64, an odd __float__
         numbers = False
     if not numbers:
         return (f". It holds values that are not numbers (None, pd.NA or text?): fill or "
