@@ -178,8 +178,9 @@ def test_a_crossover_never_hides_a_faster_width_or_a_hole_in_the_grid():
 
 def test_rounds_set_aside_do_not_count_as_later_looks():
     """A point that took 8 rounds because 2 were set aside (interference) had its first
-    possible look at 6 usable rounds: judged at the nominal confidence. 8 usable rounds
-    mean later looks, judged at the stricter one (too strict for 8 rounds: no verdict)."""
+    look at 6 usable rounds (the sweep's looks count usable rounds): judged at the nominal
+    confidence. 8 usable rounds lie past the first look: judged at the level of the next
+    scheduled one (12 rounds, 99.25 %: too strict for 8 rounds, no verdict)."""
     def run(aside):
         results = synthetic({"torch": 1.3}, rounds=8,
                             others_cores=lambda t, c, n, m, r: 1.0 if r < aside else 0.0)

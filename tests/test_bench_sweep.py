@@ -293,13 +293,14 @@ def test_rounds_needed_ignores_comparisons_too_close_to_the_band(monkeypatch):
     s.results["samples"] = [{"dtype": "float32", "n": 256, "m": 512}]
     s.rounds = {("float32", 256, 512): 6}
     need = s._rounds_needed(("float32", 256, 512))
-    # (z · 1.2533 · 0.1 / (log 1.16 - log 1.05))² · 1.2 ≈ 23 rounds, z = 3.46: the
-    # quantile of the confidence rounds beyond repeat are judged at (1 - 0.01875 / 34)
-    z = statistics.NormalDist().inv_cdf(1 - (0.05 - 2 / 64) / 34 / 2)
+    # (z · 1.2533 · 0.1 / (log 1.16 - log 1.05))² · 1.2 ≈ 14 rounds, z = 2.67: the
+    # quantile of the next scheduled look's confidence (12 rounds: 1 - 0.01875 · 2/5)
+    z = statistics.NormalDist().inv_cdf(1 - 0.01875 * 2 / 5 / 2)
     assert need == pytest.approx(1.2 * (z * 1.2533 * 0.1 / math.log(1.16 / 1.05)) ** 2)
-    rows = [ref]  # alone: one more look while the point has few rounds, then nothing
+    rows = [ref]  # alone: one more look (the second scheduled one, 12), then nothing
     assert s._rounds_needed(("float32", 256, 512)) == 12.0
     s.rounds = {("float32", 256, 512): 12}
+    ref["rounds_clean"] = 12
     assert s._rounds_needed(("float32", 256, 512)) is None
 
 
@@ -333,11 +334,12 @@ def test_more_rounds_never_turn_a_ratio_inside_the_band_into_faster_or_slower(tr
 
 
 def test_repeated_looks_keep_wrong_verdicts_on_the_band_edge_within_the_confidence():
-    """torch exactly 1.05× NumPy: on the band's edge, so "faster" is wrong. The sweep looks
-    after every added round and stops when the verdict settles; judged each time at the
-    nominal 95 %, 5.2 % of 2,000 simulated sweeps ended in "faster" (one side of a 95 %
-    interval allows 2.5 %). With the error spent once over the looks, none of the sides
-    may exceed 2.5 %: here, at most 10 of 400 sweeps (seeds fixed)."""
+    """torch exactly 1.05× NumPy: on the band's edge, so "faster" is wrong. Looking after
+    every added round and stopping when the verdict settles, each look at the nominal
+    95 %, 5.2 % of 2,000 simulated sweeps ended in "faster" (one side of a 95 % interval
+    allows 2.5 %). With the error split in advance over the scheduled looks (6, 12, 24,
+    40 rounds), none of the sides may exceed 2.5 %: here, at most 10 of 400 sweeps (seeds
+    fixed; 5 with the schedule, 4 with a Bonferroni share for every round)."""
     from deepnet.bench.summary import summarize
 
     wrong = 0
@@ -349,3 +351,31 @@ def test_repeated_looks_keep_wrong_verdicts_on_the_band_edge_within_the_confiden
         (row,) = [r for r in summarize(results) if r["target"] == "torch"]
         wrong += row["vs_numpy"]["verdict"] == "faster"
     assert wrong <= 10, wrong
+
+
+def test_the_sweep_decides_only_at_the_scheduled_looks(monkeypatch):
+    """Stop/continue (``visit``) and which points to extend (``_refine``) look at the data
+    only when a point's usable rounds reach 6, 12, 24 or 40; between them it measures on.
+    Rounds set aside for interference (every third round here) are not counted."""
+    from deepnet.bench.verdicts import look_schedule
+
+    assert look_schedule(6, 40) == (6, 12, 24, 40)
+    assert look_schedule(5, 12) == (5, 10, 12)
+    assert look_schedule(6, 6) == (6,)
+    seen = []
+    needed = sweep.Sweep._rounds_needed
+
+    def spy(self, job):
+        seen.append(self._usable(job))
+        return needed(self, job)
+
+    monkeypatch.setattr(sweep.Sweep, "_rounds_needed", spy)
+    for others in (lambda t: 0.0, lambda t: 2.0 if int(t * 7) % 3 == 0 else 0.0):
+        seen.clear()
+        clock = FakeClock(others=others)
+        config = _config(time_budget=120.0, max_rounds=40)
+        results = sweep.Sweep(config, clock=clock, build=fake_build(clock, {"torch": 1.06},
+                                                                     noise=0.04),
+                              machine={"cores_usable": 2}).run()
+        assert seen and set(seen) <= {6, 12, 24, 40}, seen
+        assert max(p["rounds"] for p in results["points"]) > 6

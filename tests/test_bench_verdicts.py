@@ -149,15 +149,26 @@ def test_a_naive_median_would_have_claimed_a_verdict():
 
 
 def test_rounds_beyond_the_first_look_are_judged_at_a_stricter_confidence():
-    from deepnet.bench.verdicts import look_confidence
+    from deepnet.bench.stats import binomial_coverage
+    from deepnet.bench.verdicts import look_confidence, look_levels
 
     assert look_confidence(CRIT, 6, 6, 40) == 0.95  # the first look: nominal
     assert look_confidence(CRIT, 3, 6, 40) == 0.95  # cut short by the budget
-    later = look_confidence(CRIT, 7, 6, 40)
-    # the first look at 6 rounds spends 2/64 of the 5 %; 34 later looks share the rest
-    assert later == pytest.approx(1 - (0.05 - 2 / 64) / 34)
-    assert look_confidence(CRIT, 40, 6, 40) == later
+    # the first look at 6 rounds spends 2/64 of the 5 %; the looks at 12, 24 and 40
+    # share the rest 2 : 2 : 1, fixed in advance
+    rest = 0.05 - 2 / 64
+    at12, at24, at40 = (1 - rest * 2 / 5, 1 - rest * 2 / 5, 1 - rest / 5)
+    assert look_levels(CRIT, 6, 40) == pytest.approx((0.95, at12, at24, at40))
+    # a point cut between two looks is judged at the next one's level
+    assert look_confidence(CRIT, 7, 6, 40) == pytest.approx(at12)
+    assert look_confidence(CRIT, 12, 6, 40) == pytest.approx(at12)
+    assert look_confidence(CRIT, 13, 6, 40) == pytest.approx(at24)
+    assert look_confidence(CRIT, 25, 6, 40) == pytest.approx(at40)
+    assert look_confidence(CRIT, 40, 6, 40) == pytest.approx(at40)
     assert look_confidence(CRIT, 9, None, None) == 0.95  # no record of the looks
     # the total error over every look stays within 5 %
     first = 1 - 2 / 64
-    assert (1 - first) + 34 * (1 - later) == pytest.approx(0.05)
+    assert (1 - first) + (1 - at12) + (1 - at24) + (1 - at40) == pytest.approx(0.05)
+    # and the later looks can drop extreme rounds: 1 of 12, 5 of 24 on each side
+    assert binomial_coverage(12, 2) >= at12 and binomial_coverage(24, 6) >= at24
+    assert binomial_coverage(12, 2) < 1 - rest / 3  # equal thirds could not

@@ -58,8 +58,9 @@ def _best(results: Mapping[str, Any], dtype: str, n: int, m: int, crit: Criteria
     verdicts), ``"tied"`` (faster or the same as every other) or why not; and the rows."""
     rows, table = point_table(results, dtype, n, m, crit)
     ours = [t for t, r in rows.items() if r["role"] == "deepnet"]
-    level = verdict_level(results, crit, max((r["rounds_total"] for r in rows.values()),
-                                              default=0))
+    # usable rounds, as summarize counts them: the sweep's looks are scheduled in them
+    level = verdict_level(results, crit, max((r["rounds_total"] - r["rounds_set_aside"]
+                                               for r in rows.values()), default=0))
     status = {}
     for a in ours:
         worst = "best"

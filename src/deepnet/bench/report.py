@@ -10,7 +10,7 @@ from deepnet.bench.cases import BASELINE, pretty
 from deepnet.bench.crossover import crossover_map
 from deepnet.bench.machine import blas_summary
 from deepnet.bench.summary import criteria_of, grid_share, summarize
-from deepnet.bench.verdicts import Criteria
+from deepnet.bench.verdicts import Criteria, look_levels, look_schedule
 
 __all__ = [
     "MARKS",
@@ -144,6 +144,17 @@ def _fmt_load(load: Sequence[float] | None) -> str:
     return "unknown" if not load else " ".join(f"{x:.2f}" for x in load)
 
 
+def _looks(cfg: Mapping[str, Any], crit: Criteria) -> str:
+    """``6 rounds at 95 %, 12 at 99.25 %, …``: the sweep's looks and their levels."""
+    repeat, most = cfg.get("repeat"), cfg.get("max_rounds")
+    if repeat is None:
+        return f"one look, at {crit.confidence:.0%}"
+    counts = look_schedule(int(repeat), None if most is None else int(most))
+    levels = look_levels(crit, int(repeat), None if most is None else int(most))
+    return ", ".join(f"{c}{' rounds' if i == 0 else ''} at {100 * lv:.5g} %"
+                     for i, (c, lv) in enumerate(zip(counts, levels, strict=True)))
+
+
 def _header(results: Mapping[str, Any], crit: Criteria) -> list[str]:
     machine = results.get("machine") or {}
     cfg = results.get("config") or {}
@@ -180,10 +191,12 @@ def _header(results: Mapping[str, Any], crit: Criteria) -> list[str]:
         "- every ratio is the median of per-round ratios (both cases timed in the same "
         f"round) with its exact order-statistic interval at ≥ {crit.confidence:.0%} "
         "(distribution-free, binomial; `[—]`: too few rounds for one). A point given "
-        "more rounds because a verdict was open is judged at a stricter confidence (the "
-        f"{1 - crit.confidence:.0%} error is spent once over the first look and every later "
-        "one, Bonferroni), so that stopping when a verdict appears does not inflate it. A "
-        "verdict "
+        "more rounds because a verdict was open is judged at a stricter confidence: the "
+        "sweep decides only at usable-round counts fixed in advance, and the "
+        f"{1 - crit.confidence:.0%} error is split among those looks in advance ("
+        + _looks(cfg, crit) + "; rounds set aside are not counted; a point cut between "
+        "two looks is judged at the next one's level), so that stopping when a verdict "
+        "appears does not inflate it. A verdict "
         f"(faster, slower, same) is stated only when the interval clears the ±{crit.band:.0%}"
         " band around 1 or lies inside it; otherwise \"no clear difference\". Unreliable, "
         f"and never a verdict: IQR/median over {crit.max_spread:.0%}, a step below its GEMM"

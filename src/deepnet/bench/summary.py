@@ -32,7 +32,7 @@ from deepnet.bench.verdicts import (
 )
 
 __all__ = ["COMPARISONS", "criteria_of", "grid_share", "point_table", "summarize",
-           "verdict_level"]
+           "usable_rounds", "verdict_level"]
 
 # row key -> what the ratio is, for reports
 COMPARISONS = {
@@ -51,13 +51,24 @@ def criteria_of(results: Mapping[str, Any], override: Criteria | None = None) ->
 
 
 def verdict_level(results: Mapping[str, Any], criteria: Criteria, rounds: int) -> float:
-    """The confidence of the verdicts at a point measured for ``rounds`` rounds: the
-    criteria's for the first ``repeat`` rounds, stricter beyond them (the sweep looked
-    after every added round: :func:`~deepnet.bench.verdicts.look_confidence`)."""
+    """The confidence of the verdicts at a point with ``rounds`` usable rounds: the
+    criteria's up to ``repeat`` rounds, beyond them the level of the next look the sweep
+    scheduled in advance (``repeat``, doubling, up to ``max_rounds``:
+    :func:`~deepnet.bench.verdicts.look_confidence`)."""
     cfg = results.get("config") or {}
     repeat, most = cfg.get("repeat"), cfg.get("max_rounds")
     return look_confidence(criteria, rounds, None if repeat is None else int(repeat),
                            None if most is None else int(most))
+
+
+def usable_rounds(results: Mapping[str, Any], samples: Sequence[dict],
+                  criteria: Criteria) -> int:
+    """How many of one point's rounds (``samples``) are usable, none set aside: the count
+    the sweep's looks are scheduled in."""
+    budget = results.get("budget") or {}
+    cores = (results.get("machine") or {}).get("cores_usable")
+    return _point_rounds(samples, criteria, budget.get("deadline_s"), None, cores)[2][
+        "rounds_clean"]
 
 
 def _round_cores(samples: Sequence[dict]) -> dict[int, tuple[float | None, float | None]]:
@@ -201,8 +212,8 @@ def _analyze(results: Mapping[str, Any], point: Point, samples: Sequence[dict],
             if s["case"] == "step" and s.get("cpu_s") is not None:
                 cpu[s["target"]][s["round"]] = s["cpu_s"] / s["seconds"]
     point_rows = {}
-    # looks with fewer usable rounds than the first look's could give no interval, so
-    # spent none of the error: rounds set aside (interference) do not make a later look
+    # the sweep's looks are scheduled in usable rounds: rounds set aside (interference)
+    # do not make a later look
     level = verdict_level(results, crit, len(usable))
     for target in sorted({t for t, c in table if c == "step"},
                          key=lambda t: (order.get(t, len(order)), t)):

@@ -40,8 +40,9 @@ from deepnet.bench.grid import Config, Key, build_cases, skip, width_cap
 from deepnet.bench.machine import machine_info
 from deepnet.bench.results import SCHEMA, write_json
 from deepnet.bench.stats import min_rounds
-from deepnet.bench.summary import COMPARISONS, summarize, verdict_level
+from deepnet.bench.summary import COMPARISONS, summarize, usable_rounds, verdict_level
 from deepnet.bench.timing import Clock, SystemClock, calibrate, sample, wait_idle
+from deepnet.bench.verdicts import look_schedule
 
 __all__ = ["Sweep", "run_sweep"]
 
@@ -160,10 +161,10 @@ class Sweep:
         An undecided ratio at distance ``d`` from the band's edge (on logs), whose log
         ratios spread with a robust standard deviation ``s``, settles once its interval's
         half-width, about ``z · 1.2533 · s / √k`` for the median of ``k`` rounds, is
-        under ``d`` (``z``: the normal quantile of the stricter confidence rounds beyond
-        ``repeat`` are judged at, :func:`~deepnet.bench.verdicts.look_confidence`); one
-        that would need more than ``max_rounds`` gets one more look (twice
-        the rounds, while under ``2 · repeat``), then is left open. A point left with
+        under ``d`` (``z``: the normal quantile of the confidence of the next scheduled
+        look, :func:`~deepnet.bench.verdicts.look_confidence`); one that would need more
+        than ``max_rounds`` gets one more look (the second scheduled one, ``2 · repeat``
+        usable rounds), then is left open. A point left with
         too few rounds after setting some aside (interference, short samples) needs a
         fresh set; one too spread, twice the rounds.
         """
@@ -174,11 +175,14 @@ class Sweep:
         crit = cfg.criteria
         k = self.rounds.get(job, 0)
         edge = math.log1p(crit.band)
-        level = verdict_level(self.results, crit, max(k + 1, cfg.repeat + 1))
-        z = statistics.NormalDist().inv_cdf(1.0 - (1.0 - level) / 2.0)
-        need = 0.0
         view = {**self.results, "samples": mine, "points": []}
-        for row in summarize(view, crit):
+        rows = summarize(view, crit)
+        usable = max((r["rounds_clean"] for r in rows), default=0)
+        level = verdict_level(self.results, crit, max(usable + 1, cfg.repeat + 1))
+        z = statistics.NormalDist().inv_cdf(1.0 - (1.0 - level) / 2.0)
+        second = look_schedule(cfg.repeat, cfg.max_rounds)[1:2] or (cfg.max_rounds,)
+        need = 0.0
+        for row in rows:
             if any(f.startswith(("interference", "short samples")) for f in row["flags"]):
                 # the clean rounds still missing, at the rate clean rounds came so far
                 rate = max(row["rounds_clean"] / max(k, 1), 0.25)
@@ -198,10 +202,25 @@ class Sweep:
                 k_needed = max(k + 1.0, 1.2 * (z * 1.2533 * sd / max(d, 1e-12)) ** 2)
                 if k_needed <= cfg.max_rounds:  # the hopeless ones must not hold up the rest
                     need = max(need, k_needed)
-                elif k < 2 * cfg.repeat:  # but the median of a few rounds is noisy itself:
-                    need = max(need, 2.0 * k)  # one more look before giving up
+                elif usable < second[0]:  # but the median of a few rounds is noisy itself:
+                    need = max(need, float(k + second[0] - usable))  # one more look
 
         return need or None
+
+    def _usable(self, job: Job) -> int:
+        """``job``'s usable rounds so far (none set aside): what its looks count."""
+        mine = [s for s in self.results["samples"] if (s["dtype"], s["n"], s["m"]) == job]
+        return usable_rounds(self.results, mine, self.config.criteria)
+
+    def _next_look(self, job: Job) -> int | None:
+        """The usable-round count of ``job``'s next scheduled look, ``None`` when it is at
+        one now (:func:`~deepnet.bench.verdicts.look_schedule`)."""
+        cfg = self.config
+        usable = self._usable(job)
+        looks = look_schedule(cfg.repeat, cfg.max_rounds)
+        if usable in looks:
+            return None
+        return next((c for c in looks if c > usable), looks[-1])
 
     def _order(self, cases: dict[Key, Case], r: int) -> list[Key]:
         groups: dict[str, list[Key]] = {}
@@ -254,7 +273,8 @@ class Sweep:
             estimate = self.round_cost.get(job, self._estimate(job, list(cases)))
             if estimate > self._left(until) or estimate > self._left(self.deadline):
                 break
-            if target is None and done >= cfg.repeat:
+            # decisions on the data only at the scheduled looks; between them, measure on
+            if target is None and self._next_look(job) is None:
                 need = self._rounds_needed(job)
                 if need is None or need > cfg.max_rounds:
                     break
@@ -313,9 +333,15 @@ class Sweep:
                 if job not in self.rounds or visits.get(job, 0) >= 3 \
                         or self.rounds[job] >= cfg.max_rounds:
                     continue
-                need = self._rounds_needed(job)
-                if need is None or need > cfg.max_rounds:
-                    continue
+                ahead = self._next_look(job)
+                if ahead is None:  # at a scheduled look: the data decide
+                    need = self._rounds_needed(job)
+                    if need is None or need > cfg.max_rounds:
+                        continue
+                else:  # cut between looks: on to the next one, whatever the data say
+                    usable, k = self._usable(job), self.rounds[job]
+                    rate = max(usable / max(k, 1), 0.25)
+                    need = min(float(cfg.max_rounds), k + (ahead - usable) / rate)
                 extra = max(1.0, need - self.rounds[job])
                 options.append(((extra + 1) * self._estimate(job), job))
             left = self._left(self.deadline)
