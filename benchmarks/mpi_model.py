@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -171,6 +172,23 @@ def two_pay_from(model: StepModel, n: int, alpha: float, beta: float, gamma: flo
     return "never (≤ 2^20)"
 
 
+def _k_tables(choose: Any, model: Any, widths: Any, cpu_links: Any, gammas: Any) -> list[str]:
+    """Per link, a table over widths × global batches of ``choose(...)``'s ``K: speedup``."""
+    out: list[str] = []
+    for name, a, b, _ in cpu_links:
+        max_k = SHARED_MEMORY_MAX_K if name.startswith("shared") else KS[-1]
+        out += [f"*{name}*", "", "| n | " + " | ".join(f"B = {B}" for B in GLOBAL_BATCHES) + " |",
+                "| ---: |" + " ---: |" * len(GLOBAL_BATCHES)]
+        for n in widths:
+            cells = []
+            for B in GLOBAL_BATCHES:
+                K, speedup = choose(model, n, B, a, b, gammas[name], max_k)
+                cells.append("1" if K == 1 else f"{K}: {speedup:.3g}×")
+            out.append(f"| {n} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
 def report(data: dict) -> str:
     alpha, beta = fit_link(data["ping"])
     gamma = median_iqr(data["add_per_byte"])[0]
@@ -265,30 +283,10 @@ def report(data: dict) -> str:
     out += ["", f"Then the best K ≤ min(1024, B) (shared memory: ≤ {SHARED_MEMORY_MAX_K}, one "
             "node) for each width n and global batch B, as `K: speedup over one rank` "
             "(the parallel efficiency is speedup ÷ K); `1` where no K > 1 is faster:", ""]
-    for name, a, b, _ in cpu_links:
-        max_k = SHARED_MEMORY_MAX_K if name.startswith("shared") else KS[-1]
-        out += [f"*{name}*", "", "| n | " + " | ".join(f"B = {B}" for B in GLOBAL_BATCHES) + " |",
-                "| ---: |" + " ---: |" * len(GLOBAL_BATCHES)]
-        for n in widths:
-            cells = []
-            for B in GLOBAL_BATCHES:
-                K, speedup = best_k(model, n, B, a, b, gammas[name], max_k)
-                cells.append("1" if K == 1 else f"{K}: {speedup:.3g}×")
-            out.append(f"| {n} | " + " | ".join(cells) + " |")
-        out.append("")
+    out += _k_tables(best_k, model, widths, cpu_links, gammas)
     out += ["And the largest K at which the ranks still work at 50 % efficiency or more "
             "(speedup ≥ K/2), as `K: speedup`:", ""]
-    for name, a, b, _ in cpu_links:
-        max_k = SHARED_MEMORY_MAX_K if name.startswith("shared") else KS[-1]
-        out += [f"*{name}*", "", "| n | " + " | ".join(f"B = {B}" for B in GLOBAL_BATCHES) + " |",
-                "| ---: |" + " ---: |" * len(GLOBAL_BATCHES)]
-        for n in widths:
-            cells = []
-            for B in GLOBAL_BATCHES:
-                K, speedup = efficient_k(model, n, B, a, b, gammas[name], max_k)
-                cells.append("1" if K == 1 else f"{K}: {speedup:.3g}×")
-            out.append(f"| {n} | " + " | ".join(cells) + " |")
-        out.append("")
+    out += _k_tables(efficient_k, model, widths, cpu_links, gammas)
     return "\n".join(out)
 
 

@@ -28,6 +28,19 @@ def report(comm, **fields) -> None:
     write(f"rank{comm.rank}.json", json.dumps(fields))
 
 
+def read_results(folder) -> tuple[dict[int, dict], str]:
+    """What ``report`` and ``write`` left in ``folder``, read by the tests: ``{rank:
+    result}`` and rank 0's ``describe()``."""
+    from pathlib import Path
+
+    results = {}
+    for path in Path(folder).glob("rank*.json"):
+        record = json.loads(path.read_text())
+        results[record["rank"]] = record
+    described = Path(folder) / "describe.txt"
+    return results, described.read_text() if described.exists() else ""
+
+
 def write(name: str, text: str) -> None:
     path = os.path.join(os.environ["WORKER_OUT"], name)
     with open(path + ".tmp", "w") as f:

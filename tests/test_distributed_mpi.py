@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import json
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from distributed_worker import read_results
 
 import deepnet as dn
 
@@ -87,16 +87,6 @@ def run(command: list[str], *, limit: float = LIMIT, cwd=None, **extra: str):
         out, err = proc.communicate()
         pytest.fail(f"{' '.join(command)} hung: no exit within {limit} s\n{out}\n{err}")
     return proc.returncode, out, err, time.monotonic() - t0
-
-
-def read_results(folder: Path) -> tuple[dict[int, dict], str]:
-    """The worker's ``{rank: result}`` and rank 0's ``describe()``."""
-    results = {}
-    for path in folder.glob("rank*.json"):
-        record = json.loads(path.read_text())
-        results[record["rank"]] = record
-    described = folder / "describe.txt"
-    return results, described.read_text() if described.exists() else ""
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ with the reason where torch.distributed is missing.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import re
 import signal
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from distributed_worker import read_results
 
 import deepnet as dn
 
@@ -51,15 +51,6 @@ def environment(folder: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def results_in(folder: Path) -> tuple[dict[int, dict], str]:
-    results = {}
-    for path in folder.glob("rank*.json"):
-        record = json.loads(path.read_text())
-        results[record["rank"]] = record
-    described = folder / "describe.txt"
-    return results, described.read_text() if described.exists() else ""
-
-
 def start_ranks(k: int, args: list[str], folder: Path, limit: float = LIMIT, **extra: str):
     """``k`` processes with torchrun's variables: ``([returncodes], results, describe,
     output, seconds)``; every process is killed (and the test fails) after ``limit``."""
@@ -83,7 +74,7 @@ def start_ranks(k: int, args: list[str], folder: Path, limit: float = LIMIT, **e
     output = "\n".join(outputs)
     if hung:
         pytest.fail(f"the ranks hung: no exit within {limit} s\n{output}")
-    results, described = results_in(folder)
+    results, described = read_results(folder)
     return [p.returncode for p in procs], results, described, output, time.monotonic() - t0
 
 
@@ -131,7 +122,7 @@ def test_torchrun_starts_a_run(tmp_path):
                "--master-port", str(free_port()), str(WORKER), "primitives", "numpy", "torch"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=LIMIT,
                           env=environment(tmp_path), check=False)
-    results, described = results_in(tmp_path)
+    results, described = read_results(tmp_path)
     assert proc.returncode == 0 and sorted(results) == [0, 1], proc.stdout + proc.stderr
     assert described.startswith("2 ranks over torch.distributed")
     assert all(r["name"] == "torch.distributed" for r in results.values())

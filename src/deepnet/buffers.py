@@ -7,27 +7,12 @@ The shapes are the notes': ``W[l]`` is ``(n[l], n[l-1])``, ``b[l]`` is ``(n[l], 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from deepnet import checks, layers
-from deepnet.backend import Array, device_label, get_backend, to_numpy
+from deepnet.backend import Array, device_label, get_backend, on_device, to_numpy
 from deepnet.errors import BackendError, InputError, ShapeError
-
-
-def on_device(method: Callable) -> Callable:
-    """Run a public method with the network's device current (``Backend.activate``):
-    CuPy runs kernels on the thread's current device, whatever the caller made current.
-    NumPy's float warnings stay quiet meanwhile: deepnet checks its inputs itself and
-    ``fit`` reports non-finite results as errors, so none reaches the caller."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self.backend.activate(), self.backend.quiet_float_errors():
-            return method(self, *args, **kwargs)
-
-    return wrapper
 
 
 class Parameters(MutableMapping):
@@ -406,5 +391,5 @@ class ParameterStore:
         self._rng.bit_generator.state = state["rng"]
 
 
-__all__ = ["ParameterStore", "Parameters", "Workspace", "flat_views", "on_device",
+__all__ = ["ParameterStore", "Parameters", "Workspace", "flat_views",
            "parameter_shapes", "workspace"]

@@ -19,13 +19,13 @@ from deepnet.backend import (
     Backend,
     get_backend,
     host_rng,
+    on_device,
     resolve_dtype_name,
 )
 from deepnet.backend.kernels import squared_norm
 from deepnet.buffers import (
     ParameterStore,
     Workspace,
-    on_device,
     workspace,
 )
 from deepnet.errors import InputError

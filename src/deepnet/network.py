@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from deepnet import checks, inference, serialization, training
-from deepnet.backend import Array, Backend, get_backend, like, to_numpy
-from deepnet.buffers import on_device
+from deepnet.backend import Array, Backend, get_backend, like, on_device, to_numpy
 from deepnet.errors import BackendError, CheckpointError, DeepNetError
 from deepnet.history import Callback, EarlyStopping, History
 from deepnet.metrics import mean, metric_for

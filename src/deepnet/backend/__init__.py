@@ -4,7 +4,8 @@ This is the one compat layer: only in this package are ``array_api_compat``,
 NumPy-as-a-backend, CuPy and torch imported. A backend is one entry in
 ``libraries._LOADERS``. The package's modules form a chain: ``host`` (arrays on the host,
 device names) → ``libraries`` (``Backend``, the loaders, namespaces) → ``select`` (the
-default backend) → ``hooks`` (``into``, ``gather_rows``: buffer reuse) → ``kernels``
+default backend, ``on_device``) → ``hooks`` (``into``, ``gather_rows``: buffer reuse; the
+device's free memory) → ``kernels``
 (library-specific operands and formulations) and ``fused`` (fused optimizer updates);
 the last two are imported by name, not re-exported here. Nothing is read
 from the environment at import time, and CuPy or torch are imported only when a
@@ -30,6 +31,7 @@ leak in), else the process default of :func:`set_backend`, else the variables ab
 # private names are re-exported too, for the rest of deepnet and its tests
 from deepnet.backend.hooks import (  # noqa: F401
     _OUT_LIBRARY,
+    free_device_memory,
     gather_rows,
     into,
     is_row_major,
@@ -57,7 +59,6 @@ from deepnet.backend.libraries import (  # noqa: F401
     _cupy_namespace,
     _move_hint,
     array_namespace,
-    free_device_memory,
 )
 from deepnet.backend.select import (  # noqa: F401
     _cache,
@@ -65,6 +66,7 @@ from deepnet.backend.select import (  # noqa: F401
     _override,
     available_backends,
     get_backend,
+    on_device,
     set_backend,
     use_backend,
 )
@@ -87,6 +89,7 @@ __all__ = [
     "into",
     "is_row_major",
     "like",
+    "on_device",
     "out_supported",
     "resolve_dtype_name",
     "row_major",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from deepnet.backend.host import Array, _library_of, _same_device, to_numpy
-from deepnet.backend.libraries import array_namespace
+from deepnet.backend.libraries import Backend, array_namespace
 
 _OUT_LIBRARY = {"numpy": "numpy", "cupy": "cupy", "torch": "torch"}
 
@@ -115,4 +115,25 @@ def like(result: Array, reference: Any) -> Array:
     return namespace.asarray(host, device=reference.device)
 
 
-__all__ = ["gather_rows", "into", "is_row_major", "like", "out_supported", "row_major"]
+def free_device_memory(backend: Backend) -> int | None:
+    """Bytes the backend's GPU can still hand out, or ``None`` for a host backend.
+
+    The driver's free memory plus what the library's caching allocator holds unused
+    (CuPy's memory pool, torch's reserved but unallocated blocks), which it hands out
+    first.
+    """
+    lib = backend.lib
+    if backend.name == "cupy" and lib is not None:
+        with lib.cuda.Device(backend.device.id):
+            free, _ = lib.cuda.runtime.memGetInfo()
+        return int(free) + int(lib.get_default_memory_pool().free_bytes())
+    if backend.name == "torch" and lib is not None and backend.device.type == "cuda":
+        free, _ = lib.cuda.mem_get_info(backend.device)
+        cached = lib.cuda.memory_reserved(backend.device) - lib.cuda.memory_allocated(
+            backend.device)
+        return int(free) + int(cached)
+    return None
+
+
+__all__ = ["free_device_memory", "gather_rows", "into", "is_row_major", "like", "out_supported",
+           "row_major"]

@@ -381,24 +381,4 @@ def _move_hint(backend: Backend) -> str:
     return "numpy.asarray(x)"
 
 
-def free_device_memory(backend: Backend) -> int | None:
-    """Bytes the backend's GPU can still hand out, or ``None`` for a host backend.
-
-    The driver's free memory plus what the library's caching allocator holds unused
-    (CuPy's memory pool, torch's reserved but unallocated blocks), which it hands out
-    first.
-    """
-    lib = backend.lib
-    if backend.name == "cupy" and lib is not None:
-        with lib.cuda.Device(backend.device.id):
-            free, _ = lib.cuda.runtime.memGetInfo()
-        return int(free) + int(lib.get_default_memory_pool().free_bytes())
-    if backend.name == "torch" and lib is not None and backend.device.type == "cuda":
-        free, _ = lib.cuda.mem_get_info(backend.device)
-        cached = lib.cuda.memory_reserved(backend.device) - lib.cuda.memory_allocated(
-            backend.device)
-        return int(free) + int(cached)
-    return None
-
-
-__all__ = ["BACKEND_NAMES", "DTYPE_NAMES", "Backend", "array_namespace", "free_device_memory"]
+__all__ = ["BACKEND_NAMES", "DTYPE_NAMES", "Backend", "array_namespace"]

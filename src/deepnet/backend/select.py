@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from deepnet.backend.host import backend_key, device_label
@@ -163,4 +164,18 @@ def available_backends() -> dict[str, str]:
     return out
 
 
-__all__ = ["available_backends", "get_backend", "set_backend", "use_backend"]
+def on_device(method: Callable) -> Callable:
+    """Run a public method with the network's device current (``Backend.activate``):
+    CuPy runs kernels on the thread's current device, whatever the caller made current.
+    NumPy's float warnings stay quiet meanwhile: deepnet checks its inputs itself and
+    ``fit`` reports non-finite results as errors, so none reaches the caller."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.backend.activate(), self.backend.quiet_float_errors():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+__all__ = ["available_backends", "get_backend", "on_device", "set_backend", "use_backend"]

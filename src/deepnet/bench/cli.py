@@ -21,6 +21,7 @@ from deepnet.bench.cases import CPU_TARGETS, DEEPNET_CASES, GPU_TARGETS, parse_t
 from deepnet.bench.compare import compare_runs, render_compare
 from deepnet.bench.crossover import crossover_map
 from deepnet.bench.grid import Config
+from deepnet.bench.options import backend_list, caps, int_list, points, str_list
 from deepnet.bench.plots import NO_MATPLOTLIB, have_matplotlib, plot_crossover, plot_throughput
 from deepnet.bench.report import markdown_table, render_markdown, share_sentence
 from deepnet.bench.results import (
@@ -45,56 +46,6 @@ __all__ = ["DEFAULT_BUDGET", "build_parser", "default_backends", "main", "write_
 DEFAULT_BUDGET = 150.0
 DEFAULT_WIDTHS = (64, 256, 1024)
 DEFAULT_BATCHES = (64, 512, 4096)
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers; got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers; got {text!r}")
-    return values
-
-
-def _str_list(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
-def _target(label: str) -> str:
-    """A backend label as deepnet spells it (``Array-API-Strict`` → ``array_api_strict``,
-    ``Torch:cuda`` → ``torch:cuda``): the device after the colon is left as given."""
-    from deepnet.backend import backend_key
-
-    name, colon, device = label.partition(":")
-    return backend_key(name) + colon + device
-
-
-def _backend_list(text: str) -> list[str]:
-    return [_target(v) for v in _str_list(text)]
-
-
-def _points(text: str) -> list[tuple[int, int]]:
-    try:
-        pts = [tuple(int(x) for x in p.lower().split("x")) for p in _str_list(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected points like 8192x8192,4096x8192; got {text!r}") from None
-    if any(len(p) != 2 or min(p) < 1 for p in pts):
-        raise argparse.ArgumentTypeError(f"expected points like 8192x8192; got {text!r}")
-    return pts  # type: ignore[return-value]
-
-
-def _caps(text: str) -> dict[str, int]:
-    caps = {}
-    for item in _str_list(text):
-        name, _, value = item.rpartition("=")
-        if not name or not value.isdigit():
-            raise argparse.ArgumentTypeError(
-                f"expected BACKEND=WIDTH[,...] (e.g. array_api_strict=256); got {item!r}")
-        caps[_target(name)] = int(value)
-    return caps
 
 
 def _criteria_options(p: argparse.ArgumentParser) -> None:
@@ -129,23 +80,23 @@ def build_parser(prog: str = "deepnet bench") -> argparse.ArgumentParser:
                     "every ratio and a verdict only where it is clear; write results.json, "
                     "results.md, crossover.png and throughput.png. "
                     f"`{prog} compare A.json B.json` compares two runs.")
-    p.add_argument("--backends", type=_backend_list, default=None,
+    p.add_argument("--backends", type=backend_list, default=None,
                    help="comma-separated: numpy, array_api_strict, torch, torch:cuda, cupy "
                         "(default: those that run here)")
-    p.add_argument("--widths", type=_int_list, default=list(DEFAULT_WIDTHS),
+    p.add_argument("--widths", type=int_list, default=list(DEFAULT_WIDTHS),
                    help="layer widths n (default 64,256,1024)")
-    p.add_argument("--batches", type=_int_list, default=list(DEFAULT_BATCHES),
+    p.add_argument("--batches", type=int_list, default=list(DEFAULT_BATCHES),
                    help="batch sizes m (default 64,512,4096)")
-    p.add_argument("--points", type=_points, default=[],
+    p.add_argument("--points", type=points, default=[],
                    help="extra (n, m) points beyond the grid, run last, e.g. 8192x8192")
-    p.add_argument("--dtype", type=_str_list, default=None,
+    p.add_argument("--dtype", type=str_list, default=None,
                    help="float32 (default), float64, or both comma-separated")
     p.add_argument("--repeat", type=int, default=6,
                    help="alternating rounds at every point before any verdict (6: the "
                         "fewest for a 95%% interval)")
     p.add_argument("--max-rounds", type=int, default=40,
                    help="rounds at most per point while a verdict is open (40)")
-    p.add_argument("--cases", type=_str_list, default=["step", "floor"],
+    p.add_argument("--cases", type=str_list, default=["step", "floor"],
                    help="deepnet cases per backend: step, floor, forward, backward "
                         "(default step,floor)")
     p.add_argument("--no-reference", action="store_true", help="skip native PyTorch")
@@ -154,7 +105,7 @@ def build_parser(prog: str = "deepnet bench") -> argparse.ArgumentParser:
                         "sample is of another library (0.2)")
     p.add_argument("--min-time", type=float, default=0.05,
                    help="each sample repeats the call until it lasts this long (0.05 s)")
-    p.add_argument("--max-width", type=_caps, default={},
+    p.add_argument("--max-width", type=caps, default={},
                    help="per-backend width caps, e.g. array_api_strict=256 (the default cap)")
     p.add_argument("--max-sample-seconds", type=float, default=None,
                    help="drop a case whose first call takes longer than this")
