@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-from deepnet.bench import grid, sweep
+from deepnet.bench import grid, plan, sweep
 from deepnet.bench.cases import Case, layer_dims, reference_target, step_flops
 from deepnet.bench.results import load_results
 from deepnet.bench.timing import Reading
@@ -287,7 +287,7 @@ def test_rounds_needed_ignores_comparisons_too_close_to_the_band(monkeypatch):
     ref = {"target": "pytorch@cpu", "flags": [], "rounds_clean": 6, "rounds_set_aside": 0,
            "vs_numpy": verdict(0.953, 0.90, 1.01, 0.1)}
     rows = [torch, ref]
-    monkeypatch.setattr(sweep, "summarize", lambda *a: rows)
+    monkeypatch.setattr(plan, "summarize", lambda *a: rows)
     s = sweep.Sweep(_config(max_rounds=40), clock=FakeClock(), build=lambda *a: {},
                     machine={})
     s.results["samples"] = [{"dtype": "float32", "n": 256, "m": 512}]
@@ -379,3 +379,24 @@ def test_the_sweep_decides_only_at_the_scheduled_looks(monkeypatch):
                               machine={"cores_usable": 2}).run()
         assert seen and set(seen) <= {6, 12, 24, 40}, seen
         assert max(p["rounds"] for p in results["points"]) > 6
+
+
+def test_long_shots_get_their_later_looks_with_the_time_left():
+    """torch 1.04× NumPy with 4 % noise: by the sweep's estimate its interval cannot leave
+    the band's edge within 40 rounds, so after the second look (12 rounds) it is a long
+    shot. With time no likelier point needs it still gets its later looks (24, 40 usable
+    rounds), each at the level fixed for it in advance, instead of leaving the budget
+    unused (before, 3 seeds of 3 stopped at 12); a short budget still holds."""
+    from deepnet.bench.verdicts import look_schedule
+
+    for seed in range(3):
+        for budget in (300.0, 20.0):
+            clock = FakeClock()
+            config = _config(widths=[256], batches=[512], time_budget=budget, max_rounds=40)
+            results = _run(config, clock, {"torch": 1.04}, noise=0.04, seed=seed)
+            rounds = max(p["rounds"] for p in results["points"])
+            assert clock.t <= budget + 0.5
+            if budget == 300.0:
+                assert rounds == 40, (seed, results["points"])
+            else:
+                assert rounds in look_schedule(6, 40) or clock.t > budget - 2.0, rounds

@@ -172,3 +172,29 @@ def test_rounds_beyond_the_first_look_are_judged_at_a_stricter_confidence():
     # and the later looks can drop extreme rounds: 1 of 12, 5 of 24 on each side
     assert binomial_coverage(12, 2) >= at12 and binomial_coverage(24, 6) >= at24
     assert binomial_coverage(12, 2) < 1 - rest / 3  # equal thirds could not
+
+
+def test_a_drift_that_cannot_change_the_verdict_is_let_pass():
+    """Rounds trending from 1.10× to 1.29× (one round back inside the band): faster
+    throughout, so still "faster"; from 1.0× to 1.6× the verdict depends on when one
+    looked, so unreliable."""
+    from deepnet.bench.verdicts import holds_through_drift
+
+    k = 24
+    rising = [1.10 + 0.19 * r / (k - 1) for r in range(k)]
+    rising[3] = 1.04  # one round inside the band: the every-round exemption does not apply
+    numpy = {r: 1.0 for r in range(k)}
+    v = paired_verdict(numpy, {r: 1.0 / x for r, x in enumerate(rising)}, CRIT)
+    assert v.label == "faster", v
+    steep = [1.0 + 0.6 * r / (k - 1) for r in range(k)]
+    v = paired_verdict(numpy, {r: 1.0 / x for r, x in enumerate(steep)}, CRIT)
+    assert v.label == "unreliable" and "drift" in v.why and "change the verdict" in v.why
+    # the rule itself: a verdict holds when the interval widened by half the trend does
+    iv = Interval(1.2, 1.15, 1.25, 0.95, k)
+    assert holds_through_drift(iv, 0.10, CRIT, k)  # [1.095, 1.31]: still faster
+    assert not holds_through_drift(iv, 0.25, CRIT, k)  # [1.02, 1.41]: reaches the band
+    same = Interval(1.0, 0.98, 1.02, 0.95, k)
+    assert holds_through_drift(same, 0.04, CRIT, k)  # [0.96, 1.04]: same throughout
+    assert not holds_through_drift(same, 0.10, CRIT, k)
+    assert not holds_through_drift(None, 0.01, CRIT, k)
+    assert not holds_through_drift(Interval(1.0, 0.9, 1.1, 0.95, k), 0.01, CRIT, k)

@@ -200,7 +200,9 @@ def _header(results: Mapping[str, Any], crit: Criteria) -> list[str]:
         f"(faster, slower, same) is stated only when the interval clears the ±{crit.band:.0%}"
         " band around 1 or lies inside it; otherwise \"no clear difference\". Unreliable, "
         f"and never a verdict: IQR/median over {crit.max_spread:.0%}, a step below its GEMM"
-        f" floor, rounds drifting (Mann-Kendall p < {crit.drift_alpha:g}), too few rounds "
+        f" floor, rounds drifting (Mann-Kendall p < {crit.drift_alpha:g}) by enough to "
+        "change the verdict (the interval widened by half the trend on each side gives "
+        "another), too few rounds "
         f"left after setting aside those where other processes competed for the cores "
         f"(took over {crit.max_interference:g} of one and more than this process left free; "
         "from /proc/stat) or a sample was under half of --min-time, samples past the budget.",

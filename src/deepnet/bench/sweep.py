@@ -6,7 +6,9 @@ reason, a point whose estimated cost no longer fits the budget. Pass 2 revisits 
 that still have an open comparison, the one expected to settle soonest first (rounds it
 needs, from its interval's width and its distance to the band, × the cost of its round),
 and adds rounds until its verdicts settle, ``max_rounds`` is reached or its allotment is
-spent; points that cannot settle within ``max_rounds`` are left open. No round starts
+spent (:mod:`deepnet.bench.plan` estimates the rounds). Points that should not settle
+within ``max_rounds`` (long shots) get their next scheduled looks only with the time none
+of the others needs, the likeliest first. No round starts
 unless its estimated duration fits before the deadline, so a run ends within about one
 round of the budget (minus ``report_reserve`` kept for writing the reports).
 
@@ -38,11 +40,10 @@ from deepnet.bench.cases import (
 )
 from deepnet.bench.grid import Config, Key, build_cases, skip, width_cap
 from deepnet.bench.machine import machine_info
+from deepnet.bench.plan import next_look, point_samples, rounds_needed, rounds_to_next_look
 from deepnet.bench.results import SCHEMA, write_json
-from deepnet.bench.stats import min_rounds
-from deepnet.bench.summary import COMPARISONS, summarize, usable_rounds, verdict_level
+from deepnet.bench.summary import usable_rounds
 from deepnet.bench.timing import Clock, SystemClock, calibrate, sample, wait_idle
-from deepnet.bench.verdicts import look_schedule
 
 __all__ = ["Sweep", "run_sweep"]
 
@@ -89,6 +90,8 @@ class Sweep:
         self.inner: dict[tuple[Job, Key], int] = {}
         self.round_cost: dict[Job, float] = {}
         self.rounds: dict[Job, int] = {}
+        # {job: rounds its likeliest long shot needs (inf: none)}: see _rounds_needed
+        self.long_shots: dict[Job, float] = {}
         self.seen: dict[Key, dict[int, float]] = {}  # {key: {flops: median seconds}}
         self.loaded: set[str] = set()
         self.last_library: str | None = None
@@ -155,72 +158,21 @@ class Sweep:
     # -- one visit of one point ---------------------------------------------------------
 
     def _rounds_needed(self, job: Job) -> float | None:
-        """About how many rounds in all ``job`` needs for its open verdicts to settle:
-        ``None`` when none is open that more rounds can settle within ``max_rounds``.
-
-        An undecided ratio at distance ``d`` from the band's edge (on logs), whose log
-        ratios spread with a robust standard deviation ``s``, settles once its interval's
-        half-width, about ``z · 1.2533 · s / √k`` for the median of ``k`` rounds, is
-        under ``d`` (``z``: the normal quantile of the confidence of the next scheduled
-        look, :func:`~deepnet.bench.verdicts.look_confidence`); one that would need more
-        than ``max_rounds`` gets one more look (the second scheduled one, ``2 · repeat``
-        usable rounds), then is left open. A point left with
-        too few rounds after setting some aside (interference, short samples) needs a
-        fresh set; one too spread, twice the rounds.
-        """
-        mine = [s for s in self.results["samples"] if (s["dtype"], s["n"], s["m"]) == job]
-        if not mine:
-            return None
-        cfg = self.config
-        crit = cfg.criteria
-        k = self.rounds.get(job, 0)
-        edge = math.log1p(crit.band)
-        view = {**self.results, "samples": mine, "points": []}
-        rows = summarize(view, crit)
-        usable = max((r["rounds_clean"] for r in rows), default=0)
-        level = verdict_level(self.results, crit, max(usable + 1, cfg.repeat + 1))
-        z = statistics.NormalDist().inv_cdf(1.0 - (1.0 - level) / 2.0)
-        second = look_schedule(cfg.repeat, cfg.max_rounds)[1:2] or (cfg.max_rounds,)
-        need = 0.0
-        for row in rows:
-            if any(f.startswith(("interference", "short samples")) for f in row["flags"]):
-                # the clean rounds still missing, at the rate clean rounds came so far
-                rate = max(row["rounds_clean"] / max(k, 1), 0.25)
-                need = max(need, k + (min_rounds(crit.confidence) - row["rounds_clean"]) / rate)
-            elif any(f.startswith("spread") for f in row["flags"]):
-                need = max(need, 2.0 * k)
-            for key in COMPARISONS:
-                v = row.get(key)
-                if v is None or v["verdict"] != "undecided":
-                    continue
-                if v["lo"] is None:
-                    need = max(need, float(min_rounds(crit.confidence)
-                                           + row.get("rounds_set_aside", 0)))
-                    continue
-                d = abs(abs(math.log(v["estimate"])) - edge)
-                sd = v.get("log_sd") or 0.0
-                k_needed = max(k + 1.0, 1.2 * (z * 1.2533 * sd / max(d, 1e-12)) ** 2)
-                if k_needed <= cfg.max_rounds:  # the hopeless ones must not hold up the rest
-                    need = max(need, k_needed)
-                elif usable < second[0]:  # but the median of a few rounds is noisy itself:
-                    need = max(need, float(k + second[0] - usable))  # one more look
-
-        return need or None
+        """:func:`~deepnet.bench.plan.rounds_needed` for ``job`` (its long shot kept in
+        ``long_shots``)."""
+        need, self.long_shots[job] = rounds_needed(self.results, self.config, job,
+                                                   self.rounds.get(job, 0))
+        return need
 
     def _usable(self, job: Job) -> int:
         """``job``'s usable rounds so far (none set aside): what its looks count."""
-        mine = [s for s in self.results["samples"] if (s["dtype"], s["n"], s["m"]) == job]
-        return usable_rounds(self.results, mine, self.config.criteria)
+        return usable_rounds(self.results, point_samples(self.results, job),
+                             self.config.criteria)
 
     def _next_look(self, job: Job) -> int | None:
         """The usable-round count of ``job``'s next scheduled look, ``None`` when it is at
         one now (:func:`~deepnet.bench.verdicts.look_schedule`)."""
-        cfg = self.config
-        usable = self._usable(job)
-        looks = look_schedule(cfg.repeat, cfg.max_rounds)
-        if usable in looks:
-            return None
-        return next((c for c in looks if c > usable), looks[-1])
+        return next_look(self._usable(job), self.config)
 
     def _order(self, cases: dict[Key, Case], r: int) -> list[Key]:
         groups: dict[str, list[Key]] = {}
@@ -323,22 +275,34 @@ class Sweep:
 
     def _refine(self, jobs: Sequence[Job]) -> None:
         """Pass 2: while time is left, the open point that should settle soonest (its
-        estimated rounds needed × its round's cost) gets a visit of about 1.5 times that;
-        points that cannot settle within ``max_rounds`` are left as they are."""
+        estimated rounds needed × its round's cost) gets a visit of about 1.5 times that.
+        When none is left that should settle within ``max_rounds``, the long shots (open
+        points whose estimate says they need more) get their next scheduled look, the
+        likeliest first: time the budget allows is not left unused while a verdict is
+        open, and the looks are the ones fixed in advance, so the error stays within its
+        share whatever the order."""
         cfg = self.config
         visits: dict[Job, int] = {}
+        stalled: set[Job] = set()
         while self._left(self.deadline) > 0:
-            options = []
+            options, shots = [], []
             for job in jobs:
-                if job not in self.rounds or visits.get(job, 0) >= 3 \
+                if job not in self.rounds or job in stalled \
                         or self.rounds[job] >= cfg.max_rounds:
                     continue
                 ahead = self._next_look(job)
                 if ahead is None:  # at a scheduled look: the data decide
                     need = self._rounds_needed(job)
-                    if need is None or need > cfg.max_rounds:
+                    if need is None or need > cfg.max_rounds or visits.get(job, 0) >= 3:
+                        shot = self.long_shots.get(job, math.inf)
+                        if need is not None or shot < math.inf:
+                            rounds = self._to_next_look(job)
+                            shots.append((shot * self._estimate(job), job, rounds))
                         continue
                 else:  # cut between looks: on to the next one, whatever the data say
+                    if visits.get(job, 0) >= 3:
+                        shots.append((0.0, job, self._to_next_look(job)))
+                        continue
                     usable, k = self._usable(job), self.rounds[job]
                     rate = max(usable / max(k, 1), 0.25)
                     need = min(float(cfg.max_rounds), k + (ahead - usable) / rate)
@@ -346,12 +310,27 @@ class Sweep:
                 options.append(((extra + 1) * self._estimate(job), job))
             left = self._left(self.deadline)
             options = [o for o in options if 2 * self._estimate(o[1]) <= left]
-            if not options:
+            shots = [o for o in shots if (o[2] + 1) * self._estimate(o[1]) <= left]
+            before = self.clock.now()
+            if options:
+                cost, job = min(options)
+                visits[job] = visits.get(job, 0) + 1
+                self.visit(job, self.clock.now() + min(left, 1.5 * cost + self._estimate(job)),
+                           None)
+            elif shots:
+                _, job, rounds = min(shots)
+                visits[job] = visits.get(job, 0) + 1
+                done = self.rounds[job]
+                self.visit(job, self.deadline, rounds)
+                if self.rounds[job] == done:  # no round fitted: do not ask again
+                    stalled.add(job)
+            else:
                 return
-            cost, job = min(options)
-            visits[job] = visits.get(job, 0) + 1
-            self.visit(job, self.clock.now() + min(left, 1.5 * cost + self._estimate(job)),
-                       None)
+            if self.clock.now() == before:  # nothing measured (a clock that stands still)
+                return
+
+    def _to_next_look(self, job: Job) -> int:
+        return rounds_to_next_look(self._usable(job), self.rounds[job], self.config)
 
     def run(self) -> dict[str, Any]:
         from tqdm.auto import tqdm

@@ -12,7 +12,8 @@ in the same round, so slow drifts of the machine cancel). Its verdict is
 ``unreliable``           the measurement cannot be trusted, whatever its interval:
                          a step faster than its own GEMM floor, a spread (IQR/median)
                          over ``max_spread``, other processes taking CPU in too many
-                         rounds, rounds drifting, samples taken past the time budget.
+                         rounds, rounds drifting enough to change the verdict
+                         (:func:`holds_through_drift`), samples taken past the budget.
 
 Only the first three are verdicts; the report counts how much of the grid has one.
 """
@@ -41,7 +42,9 @@ __all__ = [
     "Verdict",
     "classify",
     "drift_flag",
+    "drift_size",
     "floor_flag",
+    "holds_through_drift",
     "look_confidence",
     "look_index",
     "look_levels",
@@ -235,13 +238,12 @@ def floor_flag(step_over_floor: Sequence[float], criteria: Criteria) -> str | No
     return None
 
 
-def drift_flag(ratios: Sequence[float], criteria: Criteria) -> str | None:
-    """A flag when per-round ratios (in time order) trend: Mann-Kendall significant at
-    ``drift_alpha`` and the Theil-Sen trend moving them by more than half the band.
-
-    A drift that cannot change the verdict is let pass: when every round's ratio lies
-    beyond the band on the same side, each round alone says the same.
-    """
+def drift_size(ratios: Sequence[float], criteria: Criteria) -> tuple[float, float] | None:
+    """``(moved, p)`` when per-round ratios (in time order) trend: Mann-Kendall significant
+    at ``drift_alpha`` and the Theil-Sen trend moving them by ``moved`` (a fraction of
+    their median) of more than half the band; else ``None``. A trend whose every round
+    lies beyond the band on the same side is let pass here: each round alone says the
+    same."""
     k = len(ratios)
     if k < 3:
         return None
@@ -255,8 +257,36 @@ def drift_flag(ratios: Sequence[float], criteria: Criteria) -> str | None:
     moved = abs(theil_sen_slope(ratios)) * (k - 1) / med
     if moved <= criteria.band / 2:
         return None
-    return (f"drift: the ratio moved {moved:.0%} over {k} rounds "
+    return moved, p
+
+
+def drift_flag(ratios: Sequence[float], criteria: Criteria) -> str | None:
+    """A flag when per-round ratios trend (:func:`drift_size`)."""
+    found = drift_size(ratios, criteria)
+    if found is None:
+        return None
+    moved, p = found
+    return (f"drift: the ratio moved {moved:.0%} over {len(ratios)} rounds "
             f"(Mann-Kendall p = {p:.2g})")
+
+
+def holds_through_drift(speedup: Interval | None, moved: float, criteria: Criteria,
+                        rounds: int) -> bool:
+    """Whether a clear verdict holds however the ratio moved during the rounds: the trend
+    line runs from about ``moved / 2`` below the median to ``moved / 2`` above it, so the
+    interval widened by that much on each side must still give the same verdict. A drift
+    that cannot change the verdict (torch 1.10× at the start, 1.29× at the end: faster
+    throughout) is let pass; one that could (1.0× to 1.6×) makes the comparison
+    unreliable."""
+    if speedup is None:
+        return False
+    label, _ = classify(speedup, criteria, rounds)
+    if label not in CLEAR:
+        return False
+    half = 1.0 + moved / 2.0
+    wide = Interval(speedup.estimate, speedup.lo / half, speedup.hi * half,
+                    speedup.confidence, speedup.count)
+    return classify(wide, criteria, rounds)[0] == label
 
 
 def paired_verdict(num: Mapping[int, float], den: Mapping[int, float], criteria: Criteria,
@@ -281,9 +311,11 @@ def paired_verdict(num: Mapping[int, float], den: Mapping[int, float], criteria:
     if interval is not None:
         speedup = interval.inverted() if as_time_ratio else interval
     reasons = list(flags)
-    drift = drift_flag(ratios, criteria)
-    if drift:
-        reasons.append(drift)
+    drift = drift_size(ratios, criteria)
+    if drift is not None and not holds_through_drift(speedup, drift[0], criteria,
+                                                     len(rounds)):
+        reasons.append(f"drift: the ratio moved {drift[0]:.0%} over {len(rounds)} rounds "
+                       f"(Mann-Kendall p = {drift[1]:.2g}), enough to change the verdict")
     estimate = quantiles(ratios)[1]
     logs = quantiles([math.log(x) for x in ratios])
     sd = (logs[2] - logs[0]) / 1.349
