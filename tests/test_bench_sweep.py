@@ -400,3 +400,15 @@ def test_long_shots_get_their_later_looks_with_the_time_left():
                 assert rounds == 40, (seed, results["points"])
             else:
                 assert rounds in look_schedule(6, 40) or clock.t > budget - 2.0, rounds
+
+
+def test_a_capped_backend_is_reported_skipped_once_however_often_its_point_is_revisited():
+    """The sweep rebuilds a point's cases at every visit; the width cap's skip must not
+    be recorded again each time (the shipped results once listed array-api-strict at
+    n = 1024 four times per point)."""
+    clock = FakeClock()
+    config = _config(widths=[256], batches=[512], max_width={"torch": 128},
+                     backends=["numpy", "torch", "array_api_strict"], time_budget=300.0)
+    results = _run(config, clock, {"array_api_strict": 1.04}, noise=0.04)
+    assert sum(1 for p in results["points"]) > 1  # revisited
+    assert [(s["target"], s["n"]) for s in results["skipped"]] == [("torch", 256)]

@@ -70,9 +70,10 @@ class Config:
 def skip(results: dict, target: str, n: int, m: int, dtype: str, why: str,
           case: str | None = None) -> None:
     """Record in ``results["skipped"]`` that ``target`` (one ``case`` of it, or all) was not
-    measured at ``(n, m)``, and why."""
-    results["skipped"].append({"target": target, "case": case, "n": n, "m": m, "dtype": dtype,
-                               "reason": why})
+    measured at ``(n, m)``, and why: once, however often the sweep revisits the point."""
+    entry = {"target": target, "case": case, "n": n, "m": m, "dtype": dtype, "reason": why}
+    if entry not in results["skipped"]:
+        results["skipped"].append(entry)
 
 
 def build_cases(config: Config, results: dict, n: int, m: int, dtype: str) -> dict[Key, Case]:

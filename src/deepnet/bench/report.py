@@ -248,8 +248,9 @@ def render_markdown(results: Mapping[str, Any], rows: Sequence[Mapping[str, Any]
         lines.append("")
     if results.get("skipped"):
         lines += ["## Skipped", ""]
-        lines += [f"- {pretty(s['target'])}{' ' + s['case'] if s.get('case') else ''} at "
-                  f"n = {s['n']}, m = {s['m']} ({s['dtype']}): {s['reason']}"
-                  for s in results["skipped"]]
+        lines += list(dict.fromkeys(  # once each (files written before 2026-12-02 repeat)
+            f"- {pretty(s['target'])}{' ' + s['case'] if s.get('case') else ''} at "
+            f"n = {s['n']}, m = {s['m']} ({s['dtype']}): {s['reason']}"
+            for s in results["skipped"]))
         lines.append("")
     return "\n".join(lines)
