@@ -412,3 +412,68 @@ def test_a_capped_backend_is_reported_skipped_once_however_often_its_point_is_re
     results = _run(config, clock, {"array_api_strict": 1.04}, noise=0.04)
     assert sum(1 for p in results["points"]) > 1  # revisited
     assert [(s["target"], s["n"]) for s in results["skipped"]] == [("torch", 256)]
+
+
+def test_a_point_without_cases_does_not_end_pass_2_for_the_others():
+    """Every target over its width cap at n = 256: its visits measure nothing (on a clock
+    that only moves with work), which must set that point aside, not stop the sweep; the
+    other point, open at 1.04×, still gets its later looks."""
+    clock = FakeClock()
+    config = _config(widths=[64, 256], batches=[512], time_budget=300.0, max_rounds=40,
+                     max_width={"numpy": 128, "torch": 128})
+    results = _run(config, clock, {"torch": 1.04}, noise=0.04)
+    rounds = {}
+    for p in results["points"]:
+        rounds[p["n"]] = max(rounds.get(p["n"], 0), p["rounds"])
+    assert rounds == {64: 40, 256: 0}
+
+
+def test_a_case_skipped_at_a_visit_is_never_measured_again():
+    """torch's floor takes 0.5 s a call, over --max-sample-seconds 0.2: skipped at the first
+    visit, and neither warmed up nor sampled at the later ones."""
+    clock = FakeClock()
+    base = fake_build(clock, {"torch": 1.04}, noise=0.04)
+    calls = []
+
+    def slow():
+        calls.append(clock.t)
+        clock.work(0.5)
+
+    def build(config, results, n, m, dtype):
+        cases = base(config, results, n, m, dtype)
+        cases[("torch", "floor")] = Case("torch", "floor", slow, lambda: None)
+        return cases
+
+    config = _config(widths=[256], batches=[512], time_budget=30.0, max_rounds=40,
+                     max_sample_seconds=0.2)
+    results = sweep.Sweep(config, clock=clock, build=build, machine={}).run()
+    assert len(results["points"]) > 1  # revisited
+    assert [(s["target"], s["case"]) for s in results["skipped"]] == [("torch", "floor")]
+    assert not [s for s in results["samples"] if (s["target"], s["case"]) == ("torch", "floor")]
+    assert len(calls) == 2  # the calibration's two calls, nothing at the later visits
+
+
+def test_a_skip_is_recorded_once_even_when_its_message_changes():
+    from deepnet.bench.report import render_markdown
+    from deepnet.bench.summary import summarize
+
+    clock = FakeClock()
+    base = fake_build(clock, {"torch": 1.04}, noise=0.04)
+    count = iter(range(100))
+
+    def out_of_memory():
+        clock.work(0.001)
+        raise RuntimeError(f"out of memory: {next(count)} MiB free")
+
+    def build(config, results, n, m, dtype):
+        cases = base(config, results, n, m, dtype)
+        cases[("torch", "floor")] = Case("torch", "floor", out_of_memory, lambda: None)
+        return cases
+
+    config = _config(widths=[256], batches=[512], time_budget=300.0, max_rounds=40)
+    results = sweep.Sweep(config, clock=clock, build=build, machine={}).run()
+    assert len(results["points"]) > 1
+    assert len(results["skipped"]) == 1 and "0 MiB free" in results["skipped"][0]["reason"]
+    doubled = dict(results, skipped=results["skipped"] * 3)  # as files written before
+    md = render_markdown(doubled, summarize(doubled))
+    assert sum("out of memory" in line for line in md.splitlines()) == 1

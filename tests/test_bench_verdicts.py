@@ -5,8 +5,10 @@ advice, while the same grid measured cleanly gets clear verdicts."""
 
 from __future__ import annotations
 
+import math
 import zlib
 
+import numpy as np
 import pytest
 from bench_synthetic import POINTS, synthetic
 
@@ -198,3 +200,25 @@ def test_a_drift_that_cannot_change_the_verdict_is_let_pass():
     assert not holds_through_drift(same, 0.10, CRIT, k)
     assert not holds_through_drift(None, 0.01, CRIT, k)
     assert not holds_through_drift(Interval(1.0, 0.9, 1.1, 0.95, k), 0.01, CRIT, k)
+
+
+def test_a_drift_is_judged_alike_whichever_way_the_ratio_is_shown():
+    """The trend is measured on log ratios, so a speedup (NumPy ÷ torch) and the time
+    ratio of the same rounds (torch ÷ NumPy, ``as_time_ratio``) get the same label. On the
+    raw ratios, 5 of 20,000 of these random drifts were "faster" one way and "unreliable"
+    the other; the first of them, trial 6308 (40 rounds, 1.22× down to 1.07×), is checked
+    here with every 20th trial (the draws of all are taken, to keep the sequence)."""
+    rng = np.random.default_rng(1)
+    for trial in range(6400):
+        k = int(rng.choice([12, 24, 40]))
+        start = math.exp(rng.uniform(-0.3, 0.3))
+        moved = rng.uniform(0.0, 0.4) * rng.choice([-1, 1])
+        speedups = [start * (1 + moved * r / (k - 1)) * math.exp(rng.normal(0, 0.02))
+                    for r in range(k)]
+        if trial % 20 and trial != 6308:
+            continue
+        numpy = {r: 1.0 for r in range(k)}
+        torch = {r: 1.0 / x for r, x in enumerate(speedups)}
+        a = paired_verdict(numpy, torch, CRIT, confidence=0.99)
+        b = paired_verdict(torch, numpy, CRIT, as_time_ratio=True, confidence=0.99)
+        assert a.label == b.label, (trial, a.why, b.why)

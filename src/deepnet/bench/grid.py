@@ -19,7 +19,7 @@ from deepnet.bench.cases import (
 )
 from deepnet.bench.verdicts import Criteria
 
-__all__ = ["Config", "Key", "build_cases", "skip", "width_cap"]
+__all__ = ["Config", "Key", "build_cases", "skip", "skip_key", "width_cap"]
 
 Key = tuple[str, str]  # (target, case kind)
 
@@ -70,10 +70,17 @@ class Config:
 def skip(results: dict, target: str, n: int, m: int, dtype: str, why: str,
           case: str | None = None) -> None:
     """Record in ``results["skipped"]`` that ``target`` (one ``case`` of it, or all) was not
-    measured at ``(n, m)``, and why: once, however often the sweep revisits the point."""
+    measured at ``(n, m)``, and why: once (with the first reason), however often the
+    sweep revisits the point."""
     entry = {"target": target, "case": case, "n": n, "m": m, "dtype": dtype, "reason": why}
-    if entry not in results["skipped"]:
+    if skip_key(entry) not in {skip_key(s) for s in results["skipped"]}:
         results["skipped"].append(entry)
+
+
+def skip_key(entry: dict) -> tuple:
+    """What makes two skips the same: the target, case and point, whatever the reason."""
+    return (entry.get("target"), entry.get("case"), entry.get("n"), entry.get("m"),
+            entry.get("dtype"))
 
 
 def build_cases(config: Config, results: dict, n: int, m: int, dtype: str) -> dict[Key, Case]:

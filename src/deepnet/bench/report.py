@@ -8,6 +8,7 @@ from typing import Any
 
 from deepnet.bench.cases import BASELINE, pretty
 from deepnet.bench.crossover import crossover_map
+from deepnet.bench.grid import skip_key
 from deepnet.bench.machine import blas_summary
 from deepnet.bench.summary import criteria_of, grid_share, summarize
 from deepnet.bench.verdicts import Criteria, look_levels, look_schedule
@@ -248,9 +249,11 @@ def render_markdown(results: Mapping[str, Any], rows: Sequence[Mapping[str, Any]
         lines.append("")
     if results.get("skipped"):
         lines += ["## Skipped", ""]
-        lines += list(dict.fromkeys(  # once each (files written before 2026-12-02 repeat)
-            f"- {pretty(s['target'])}{' ' + s['case'] if s.get('case') else ''} at "
-            f"n = {s['n']}, m = {s['m']} ({s['dtype']}): {s['reason']}"
-            for s in results["skipped"]))
+        first: dict[tuple, dict] = {}  # once each: files written before 2026-12-02 repeat
+        for s in results["skipped"]:
+            first.setdefault(skip_key(s), s)
+        lines += [f"- {pretty(s['target'])}{' ' + s['case'] if s.get('case') else ''} at "
+                  f"n = {s['n']}, m = {s['m']} ({s['dtype']}): {s['reason']}"
+                  for s in first.values()]
         lines.append("")
     return "\n".join(lines)

@@ -92,6 +92,7 @@ class Sweep:
         self.rounds: dict[Job, int] = {}
         # {job: rounds its likeliest long shot needs (inf: none)}: see _rounds_needed
         self.long_shots: dict[Job, float] = {}
+        self.dropped: set[tuple[Job, Key]] = set()  # cases skipped at a visit, for good
         self.seen: dict[Key, dict[int, float]] = {}  # {key: {flops: median seconds}}
         self.loaded: set[str] = set()
         self.last_library: str | None = None
@@ -187,13 +188,20 @@ class Sweep:
             order += keys[shift:] + keys[:shift]
         return order
 
-    def visit(self, job: Job, until: float | None, rounds: int | None) -> None:
+    def visit(self, job: Job, until: float | None, rounds: int | None,
+              to_look: bool = False) -> None:
         """Measure ``job`` until ``rounds`` more rounds are done (``None``: until its
-        verdicts settle or ``max_rounds``), or the next round would end after ``until``.
+        verdicts settle or ``max_rounds``; ``to_look``: or its usable rounds reach a
+        scheduled look), or the next round would end after ``until``.
         """
         dtype, n, m = job
         cfg, results = self.config, self.results
+        cost = self.round_cost.get(job)
+        if cost is not None and 2 * cost > min(self._left(until), self._left(self.deadline)):
+            return  # a revisit: its warm-up calls and one round would not fit
         cases = self.build(cfg, results, n, m, dtype)
+        for key in [k for k in cases if (job, k) in self.dropped]:
+            del cases[key]  # skipped at an earlier visit: not measured again
         self.loaded |= {lib for t, _ in cases if (lib := _gpu_library(t)) is not None}
         for key, case in list(cases.items()):
             try:
@@ -204,6 +212,7 @@ class Sweep:
             except (MemoryError, RuntimeError) as exc:  # e.g. out of device memory
                 skip(results, key[0], n, m, dtype, f"{type(exc).__name__}: {exc}",
                      case=key[1])
+                self.dropped.add((job, key))
                 del cases[key]
                 continue
             results["calibration"].append({"target": key[0], "case": key[1], "n": n, "m": m,
@@ -214,6 +223,7 @@ class Sweep:
                 skip(results, key[0], n, m, dtype,
                      f"one {key[1]} call took {first:.1f} s > --max-sample-seconds {limit:g}",
                      case=key[1])
+                self.dropped.add((job, key))
                 del cases[key]
         self.last_library = library_of(next(reversed(cases))[0]) if cases else None
         done = self.rounds.get(job, 0)
@@ -244,6 +254,7 @@ class Sweep:
                 except (MemoryError, RuntimeError) as exc:  # e.g. out of device memory
                     skip(results, key[0], n, m, dtype, f"{type(exc).__name__}: {exc}",
                          case=key[1])
+                    self.dropped.add((job, key))
                     del cases[key]
                     continue
                 short = timing.seconds * inner < cfg.min_time / 2
@@ -258,6 +269,10 @@ class Sweep:
             spent = self.clock.now() - t0
             self.round_cost[job] = max(spent, 0.8 * self.round_cost.get(job, spent))
             done += 1
+            if to_look:
+                self.rounds[job] = done
+                if self._next_look(job) is None:  # on a scheduled look: judged there
+                    break
         self.rounds[job] = done
         for key, times in measured.items():  # the median: one disturbed sample must not decide
             self.seen.setdefault(key, {})[step_flops(layer_dims(n), m)] = \
@@ -297,11 +312,14 @@ class Sweep:
                         shot = self.long_shots.get(job, math.inf)
                         if need is not None or shot < math.inf:
                             rounds = self._to_next_look(job)
-                            shots.append((shot * self._estimate(job), job, rounds))
+                            shots.append((shot * max(self._estimate(job), 1e-9), job,
+                                          rounds))
                         continue
                 else:  # cut between looks: on to the next one, whatever the data say
-                    if visits.get(job, 0) >= 3:
-                        shots.append((0.0, job, self._to_next_look(job)))
+                    if visits.get(job, 0) >= 3:  # ranked by its rounds in all × their cost
+                        rounds = self._to_next_look(job)
+                        shots.append(((self.rounds[job] + rounds)
+                                      * max(self._estimate(job), 1e-9), job, rounds))
                         continue
                     usable, k = self._usable(job), self.rounds[job]
                     rate = max(usable / max(k, 1), 0.25)
@@ -311,23 +329,21 @@ class Sweep:
             left = self._left(self.deadline)
             options = [o for o in options if 2 * self._estimate(o[1]) <= left]
             shots = [o for o in shots if (o[2] + 1) * self._estimate(o[1]) <= left]
-            before = self.clock.now()
             if options:
                 cost, job = min(options)
                 visits[job] = visits.get(job, 0) + 1
+                done = self.rounds[job]
                 self.visit(job, self.clock.now() + min(left, 1.5 * cost + self._estimate(job)),
                            None)
             elif shots:
                 _, job, rounds = min(shots)
                 visits[job] = visits.get(job, 0) + 1
                 done = self.rounds[job]
-                self.visit(job, self.deadline, rounds)
-                if self.rounds[job] == done:  # no round fitted: do not ask again
-                    stalled.add(job)
+                self.visit(job, self.deadline, rounds, to_look=True)
             else:
                 return
-            if self.clock.now() == before:  # nothing measured (a clock that stands still)
-                return
+            if self.rounds[job] == done:  # no round fitted: do not ask again
+                stalled.add(job)
 
     def _to_next_look(self, job: Job) -> int:
         return rounds_to_next_look(self._usable(job), self.rounds[job], self.config)

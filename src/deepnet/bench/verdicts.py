@@ -240,10 +240,11 @@ def floor_flag(step_over_floor: Sequence[float], criteria: Criteria) -> str | No
 
 def drift_size(ratios: Sequence[float], criteria: Criteria) -> tuple[float, float] | None:
     """``(moved, p)`` when per-round ratios (in time order) trend: Mann-Kendall significant
-    at ``drift_alpha`` and the Theil-Sen trend moving them by ``moved`` (a fraction of
-    their median) of more than half the band; else ``None``. A trend whose every round
-    lies beyond the band on the same side is let pass here: each round alone says the
-    same."""
+    at ``drift_alpha`` and the Theil-Sen trend of their logs moving them by ``moved`` (a
+    change of the log ratio over the rounds) of more than half the band; else ``None``.
+    On logs, a ratio and its inverse (a speedup, a time ratio) drift by the same amount.
+    A trend whose every round lies beyond the band on the same side is let pass here:
+    each round alone says the same."""
     k = len(ratios)
     if k < 3:
         return None
@@ -253,9 +254,8 @@ def drift_size(ratios: Sequence[float], criteria: Criteria) -> tuple[float, floa
     _, p = mann_kendall(ratios)
     if p >= criteria.drift_alpha:
         return None
-    med = quantiles(ratios)[1]
-    moved = abs(theil_sen_slope(ratios)) * (k - 1) / med
-    if moved <= criteria.band / 2:
+    moved = abs(theil_sen_slope([math.log(x) for x in ratios])) * (k - 1)
+    if moved <= math.log1p(criteria.band) / 2:
         return None
     return moved, p
 
@@ -266,24 +266,24 @@ def drift_flag(ratios: Sequence[float], criteria: Criteria) -> str | None:
     if found is None:
         return None
     moved, p = found
-    return (f"drift: the ratio moved {moved:.0%} over {len(ratios)} rounds "
+    return (f"drift: the ratio moved {math.expm1(moved):.0%} over {len(ratios)} rounds "
             f"(Mann-Kendall p = {p:.2g})")
 
 
 def holds_through_drift(speedup: Interval | None, moved: float, criteria: Criteria,
                         rounds: int) -> bool:
     """Whether a clear verdict holds however the ratio moved during the rounds: the trend
-    line runs from about ``moved / 2`` below the median to ``moved / 2`` above it, so the
-    interval widened by that much on each side must still give the same verdict. A drift
-    that cannot change the verdict (torch 1.10× at the start, 1.29× at the end: faster
-    throughout) is let pass; one that could (1.0× to 1.6×) makes the comparison
-    unreliable."""
+    line (on logs, :func:`drift_size`) runs from about ``moved / 2`` below the median to
+    ``moved / 2`` above it, so the interval widened by a factor ``exp(moved / 2)`` on each
+    side must still give the same verdict. A drift that cannot change the verdict (torch
+    1.10× at the start, 1.29× at the end: faster throughout) is let pass; one that could
+    (1.0× to 1.6×) makes the comparison unreliable. The same in either orientation."""
     if speedup is None:
         return False
     label, _ = classify(speedup, criteria, rounds)
     if label not in CLEAR:
         return False
-    half = 1.0 + moved / 2.0
+    half = math.exp(moved / 2.0)
     wide = Interval(speedup.estimate, speedup.lo / half, speedup.hi * half,
                     speedup.confidence, speedup.count)
     return classify(wide, criteria, rounds)[0] == label
@@ -314,8 +314,9 @@ def paired_verdict(num: Mapping[int, float], den: Mapping[int, float], criteria:
     drift = drift_size(ratios, criteria)
     if drift is not None and not holds_through_drift(speedup, drift[0], criteria,
                                                      len(rounds)):
-        reasons.append(f"drift: the ratio moved {drift[0]:.0%} over {len(rounds)} rounds "
-                       f"(Mann-Kendall p = {drift[1]:.2g}), enough to change the verdict")
+        reasons.append(f"drift: the ratio moved {math.expm1(drift[0]):.0%} over "
+                       f"{len(rounds)} rounds (Mann-Kendall p = {drift[1]:.2g}), enough to "
+                       "change the verdict")
     estimate = quantiles(ratios)[1]
     logs = quantiles([math.log(x) for x in ratios])
     sd = (logs[2] - logs[0]) / 1.349
