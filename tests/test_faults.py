@@ -839,6 +839,13 @@ def _env():
     return {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
+def _as_from_a_terminal():
+    """``preexec_fn`` of a child these tests interrupt: SIGINT at its default, as a
+    terminal's Ctrl-C finds it. A launcher may have left it ignored (a background job of
+    a shell without job control, as `.ci/run &` is), and a child inherits that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def phase_runs(tmp_path_factory):
     """Every phase run at once (2 cores: a few seconds); ``phase -> (code, out, err, dir)``."""
@@ -852,7 +859,8 @@ def phase_runs(tmp_path_factory):
         (where / "curves.png").write_bytes(b"previous plot")
         runs[phase] = (where, subprocess.Popen(
             [sys.executable, "phases.py", phase, *_ARGS], cwd=where, env=_env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_as_from_a_terminal))
     out = {}
     for phase, (where, proc) in runs.items():
         stdout, stderr = proc.communicate(timeout=300)
@@ -899,7 +907,8 @@ def test_ctrl_c_at_random_moments_leaves_whole_files(tmp_path):
         where.mkdir()
         proc = subprocess.Popen(
             [sys.executable, "-m", "deepnet", *_ARGS[:4], "30", *_ARGS[5:]], cwd=where,
-            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_as_from_a_terminal)
         runs.append((where, proc, delay))
     results = []
     try:
@@ -939,7 +948,8 @@ def test_ctrl_c_during_library_saves_keeps_the_file_whole(tmp_path):
     (tmp_path / "saver.py").write_text(_SAVER)
     for delay in np.random.default_rng(3).uniform(0.0, 0.2, 4):
         proc = subprocess.Popen([sys.executable, "saver.py", str(path)], cwd=tmp_path,
-                                env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=_as_from_a_terminal)
         assert proc.stdout.readline().strip() == b"ready"
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
