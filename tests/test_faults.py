@@ -950,10 +950,15 @@ def test_ctrl_c_during_library_saves_keeps_the_file_whole(tmp_path):
         proc = subprocess.Popen([sys.executable, "saver.py", str(path)], cwd=tmp_path,
                                 env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 preexec_fn=_as_from_a_terminal)
-        assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        try:
+            assert proc.stdout.readline().strip() == b"ready"
+            time.sleep(delay)
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+        finally:  # a saver the signal did not stop would save on forever
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
         loaded = dn.load(path)
         assert _same(loaded, old) or _same(loaded, new)
 
