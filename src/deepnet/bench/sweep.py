@@ -160,8 +160,7 @@ class Sweep:
     # -- one visit of one point ---------------------------------------------------------
 
     def _rounds_needed(self, job: Job) -> float | None:
-        """:func:`~deepnet.bench.plan.rounds_needed` for ``job`` (its long shot kept in
-        ``long_shots``)."""
+        """:func:`~deepnet.bench.plan.rounds_needed` (its long shot kept in ``long_shots``)."""
         need, self.long_shots[job] = rounds_needed(self.results, self.config, job,
                                                    self.rounds.get(job, 0))
         return need
@@ -172,8 +171,7 @@ class Sweep:
                              self.config.criteria)
 
     def _next_look(self, job: Job) -> int | None:
-        """The usable-round count of ``job``'s next scheduled look, ``None`` when it is at
-        one now (:func:`~deepnet.bench.verdicts.look_schedule`)."""
+        """The usable-round count of ``job``'s next scheduled look, ``None`` at one now."""
         return next_look(self._usable(job), self.config)
 
     @staticmethod
